@@ -1,0 +1,81 @@
+"""Pure loss functions of scMODAL on arrays (no networks, no state).
+
+Every function here has a plain-numpy twin in tests/reference.py that it is tested against.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+# Cosine similarity of a row with zero norm is undefined; such rows are treated as "no information".
+_NORM_EPS = 1e-12
+
+
+def squared_distances(a: jax.Array, b: jax.Array) -> jax.Array:
+    """||a_r - b_c||^2 for every row pair, through the Gram matrix (never an (n, m, p) tensor)."""
+    sq_a = jnp.sum(a * a, axis=1)
+    sq_b = jnp.sum(b * b, axis=1)
+    d = sq_a[:, None] + sq_b[None, :] - 2.0 * (a @ b.T)
+    return jnp.maximum(d, 0.0)
+
+
+def gaussian_kernel(x: jax.Array) -> jax.Array:
+    """exp(-||x_a - x_b||^2 / (2 p)) over the rows of x, p = number of columns."""
+    return jnp.exp(-squared_distances(x, x) / (2.0 * x.shape[1]))
+
+
+def geometric_loss(input_kernel: jax.Array, z: jax.Array, clamp: float = 0.975) -> jax.Array:
+    """-mean over rows of min(cos(K[r], Kz[r]), clamp) for one dataset; K is the input-space kernel."""
+    latent_kernel = gaussian_kernel(z)
+    dot = jnp.sum(input_kernel * latent_kernel, axis=1)
+    norms = jnp.linalg.norm(input_kernel, axis=1) * jnp.linalg.norm(latent_kernel, axis=1)
+    cos = dot / jnp.maximum(norms, _NORM_EPS)
+    return -jnp.mean(jnp.minimum(cos, clamp))
+
+
+def cosine_similarity(a: jax.Array, b: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Cosine similarity of every row of a with every row of b, and which rows have nonzero norm."""
+    norm_a = jnp.linalg.norm(a, axis=1)
+    norm_b = jnp.linalg.norm(b, axis=1)
+    a_n = a / jnp.maximum(norm_a, _NORM_EPS)[:, None]
+    b_n = b / jnp.maximum(norm_b, _NORM_EPS)[:, None]
+    return a_n @ b_n.T, norm_a > _NORM_EPS, norm_b > _NORM_EPS
+
+
+def mnn_matrix(left: jax.Array, right: jax.Array, k: int) -> jax.Array:
+    """Exact mutual-nearest-neighbour indicator S (float32, n_left x n_right) on cosine similarity.
+
+    S[a, b] = 1 iff b is among the k most similar of row a and a among the k most similar of column b.
+    Ties go to the lower index (as `lax.top_k` and a stable argsort do). Rows whose link features are all
+    zero have no defined cosine and take part in no pair.
+    """
+    sim, valid_left, valid_right = cosine_similarity(left, right)
+    n_left, n_right = sim.shape
+    k_row = min(k, n_right)
+    k_col = min(k, n_left)
+    _, row_top = lax.top_k(sim, k_row)  # (n_left, k): for each a, its k best b
+    _, col_top = lax.top_k(sim.T, k_col)  # (n_right, k): for each b, its k best a
+    rows = jnp.arange(n_left)[:, None]
+    cols = jnp.arange(n_right)[:, None]
+    in_row_top = jnp.zeros((n_left, n_right), jnp.bool_).at[rows, row_top].set(True)
+    in_col_top = jnp.zeros((n_left, n_right), jnp.bool_).at[col_top, cols].set(True)
+    mutual = in_row_top & in_col_top & valid_left[:, None] & valid_right[None, :]
+    return mutual.astype(jnp.float32)
+
+
+def anchor_loss(z_left: jax.Array, z_right: jax.Array, mnn: jax.Array) -> jax.Array:
+    """sum(S * d) / sum(S) with d = ||z_a - z_b||^2 / q; 0 when the batch holds no pair."""
+    d = squared_distances(z_left, z_right) / z_left.shape[1]
+    n_pairs = jnp.sum(mnn)
+    return jnp.where(n_pairs > 0, jnp.sum(mnn * d) / jnp.maximum(n_pairs, 1.0), 0.0)
+
+
+def discriminator_loss(logits_first: jax.Array, logits_second: jax.Array) -> jax.Array:
+    """Binary cross-entropy of one discriminator: the pair's first dataset is label 1, the second label 0."""
+    return jnp.mean(jax.nn.softplus(-logits_first) + jax.nn.softplus(logits_second))
+
+
+def mean_squared_error(a: jax.Array, b: jax.Array) -> jax.Array:
+    return jnp.mean((a - b) ** 2)

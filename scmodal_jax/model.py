@@ -1,0 +1,245 @@
+"""SCMODAL: the user-facing estimator. Validates inputs, owns the host loop (progress, checkpoints), predicts."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from . import checkpoint
+from .hparams import Hyperparameters
+from .inputs import as_matrix, check_datasets, check_links
+from .step import METRIC_NAMES, Networks, Trainer, TrainState, decode, encode, init_state
+
+log = logging.getLogger(__name__)
+
+# Fields that may differ between a checkpoint and the model resuming from it.
+_RESUMABLE_CHANGES = {"steps", "steps_per_call"}
+
+
+class SCMODAL:
+    """Integration of N >= 2 unpaired single-cell datasets linked by a few shared features.
+
+    Parameters are the hyperparameters of `scmodal_jax.hparams.Hyperparameters` (defaults are the original's),
+    plus host-side options: `progress` (a progress bar), `log_every` (steps between metric syncs to the host;
+    defaults to `steps_per_call`), `checkpoint_dir` / `checkpoint_every` (periodic resumable checkpoints).
+    """
+
+    def __init__(
+        self,
+        n_latent: int = 20,
+        steps: int = 10_000,
+        batch_size: int = 500,
+        seed: int = 1234,
+        *,
+        progress: bool = True,
+        log_every: int | None = None,
+        checkpoint_dir: str | Path | None = None,
+        checkpoint_every: int | None = None,
+        **hyperparameters: Any,
+    ):
+        self.hp = Hyperparameters.from_kwargs(
+            n_latent=n_latent, steps=steps, batch_size=batch_size, seed=seed, **hyperparameters
+        )
+        self.progress = progress
+        self.log_every = log_every
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_every = checkpoint_every
+        self._nets: Networks | None = None
+        self._state: TrainState | None = None
+        self.link_widths: tuple[int, ...] | None = None
+        self.latent_: list[np.ndarray] | None = None
+        self.history_: pd.DataFrame = pd.DataFrame(columns=["step", *METRIC_NAMES])
+        self._encode_fns: dict[int, Callable] = {}
+        self._decode_fns: dict[int, Callable] = {}
+
+    # ------------------------------------------------------------------ training
+    def fit(
+        self,
+        datasets: Sequence[Any],
+        links: Any,
+        resume_from: str | Path | None = None,
+        callback: Callable[[int, dict[str, float]], None] | None = None,
+    ) -> SCMODAL:
+        """Train on `datasets` (N matrices or AnnData) linked by `links` (N-1 (L_i, R_i) pairs or first_columns(s)).
+
+        `callback(step, metrics)` is called at each logging point with host-side floats (means over the steps
+        since the last one).
+        """
+        xs = check_datasets(datasets)
+        link_mats = check_links(links, xs)
+        n_features = tuple(x.shape[1] for x in xs)
+        widths = tuple(left.shape[1] for left, _ in link_mats)
+        if resume_from is not None:
+            self._resume(resume_from, n_features, widths)
+        else:
+            self._nets, self._state = init_state(self.hp, n_features)
+            self.history_ = pd.DataFrame(columns=["step", *METRIC_NAMES])
+        self.link_widths = widths
+        self._encode_fns, self._decode_fns = {}, {}
+
+        data = jax.device_put((tuple(xs), tuple(link_mats)))
+        self._train_loop(data, callback)
+        self.latent_ = [self.transform(x, modality=i) for i, x in enumerate(xs)]
+        return self
+
+    def _resume(self, path: str | Path, n_features: tuple[int, ...], widths: tuple[int, ...]) -> None:
+        meta = checkpoint.read_metadata(path)
+        saved = meta["hyperparameters"]
+        current = self.hp.to_dict()
+        changed = {
+            k: (saved[k], current[k]) for k in saved if k not in _RESUMABLE_CHANGES and saved[k] != current[k]
+        }
+        if changed:
+            detail = ", ".join(f"{k}: saved {a!r} vs now {b!r}" for k, (a, b) in sorted(changed.items()))
+            raise ValueError(f"cannot resume from {path}: hyperparameters differ ({detail})")
+        if tuple(meta["n_features"]) != n_features:
+            raise ValueError(
+                f"cannot resume from {path}: it was trained on {meta['n_features']} features, data have {n_features}"
+            )
+        if tuple(meta["link_widths"]) != widths:
+            raise ValueError(f"cannot resume from {path}: link widths {meta['link_widths']} vs {widths} now")
+        self._nets, template = init_state(self.hp, n_features)
+        self._state = checkpoint.restore(path, template)
+        self.history_ = pd.DataFrame(meta.get("history", {}), columns=["step", *METRIC_NAMES])
+
+    def _train_loop(self, data, callback) -> None:
+        hp = self.hp
+        trainer = Trainer(self._nets)
+        start = int(self._state["step"])
+        log_every = self.log_every or hp.steps_per_call
+        boundaries = [log_every]
+        if self.checkpoint_dir is not None and self.checkpoint_every:
+            boundaries.append(self.checkpoint_every)
+        pending: list[dict[str, jax.Array]] = []
+        step = start
+        bar = tqdm(total=hp.steps, initial=start, disable=not self.progress, desc="scMODAL", unit="step")
+        log.info(
+            "training on %s (%d device(s)), steps %d -> %d",
+            jax.default_backend(),
+            jax.device_count(),
+            start,
+            hp.steps,
+        )
+        while step < hp.steps:
+            # Each chunk stops at the next logging or checkpoint boundary so both happen exactly on schedule.
+            next_stop = min([hp.steps] + [(step // b + 1) * b for b in boundaries])
+            n = min(hp.steps_per_call, next_stop - step)
+            self._state, metrics = trainer.run(self._state, data, n)
+            pending.append(metrics)
+            step += n
+            if step % log_every == 0 or step == hp.steps:
+                summary = self._flush_metrics(pending, step)
+                pending = []
+                bar.set_postfix({k: f"{summary[k]:.3g}" for k in ("loss_total", "loss_d", "loss_anchor")})
+                if callback is not None:
+                    callback(step, summary)
+            bar.update(n)
+            if (
+                self.checkpoint_dir is not None
+                and self.checkpoint_every
+                and step % self.checkpoint_every == 0
+            ):
+                self.save(self.checkpoint_dir)
+        bar.close()
+
+    def _flush_metrics(self, pending: list[dict[str, jax.Array]], step: int) -> dict[str, float]:
+        host = jax.device_get(pending)
+        stacked = {k: np.concatenate([np.asarray(m[k]) for m in host]) for k in METRIC_NAMES}
+        n = len(stacked[METRIC_NAMES[0]])
+        rows = pd.DataFrame({"step": np.arange(step - n + 1, step + 1), **stacked})
+        if not np.isfinite(rows[list(METRIC_NAMES)].to_numpy()).all():
+            bad = rows.loc[~np.isfinite(rows[list(METRIC_NAMES)]).all(axis=1), "step"].iloc[0]
+            raise FloatingPointError(f"non-finite loss at step {bad}; lower lr or check the input scaling")
+        self.history_ = rows if self.history_.empty else pd.concat([self.history_, rows], ignore_index=True)
+        return {k: float(np.mean(v)) for k, v in stacked.items()}
+
+    # ------------------------------------------------------------------ prediction
+    def _check_fitted(self) -> Networks:
+        if self._nets is None or self._state is None:
+            raise RuntimeError("this SCMODAL model is not fitted yet; call fit() or SCMODAL.load()")
+        return self._nets
+
+    def _check_modality(self, modality: int, name: str) -> int:
+        nets = self._check_fitted()
+        if not isinstance(modality, (int, np.integer)) or not 0 <= modality < nets.n_datasets:
+            raise ValueError(f"{name}={modality!r} is not a modality index in [0, {nets.n_datasets})")
+        return int(modality)
+
+    def _encoder(self, modality: int) -> Callable:
+        if modality not in self._encode_fns:
+            self._encode_fns[modality] = jax.jit(lambda params, x: encode(self._nets, params, x, modality))
+        return self._encode_fns[modality]
+
+    def _decoder(self, modality: int) -> Callable:
+        if modality not in self._decode_fns:
+            self._decode_fns[modality] = jax.jit(lambda params, z: decode(self._nets, params, z, modality))
+        return self._decode_fns[modality]
+
+    def _batched(self, fn: Callable, x: np.ndarray, out_dim: int, batch: int) -> np.ndarray:
+        out = np.empty((x.shape[0], out_dim), np.float32)
+        params = self._state["gen"]
+        for start in range(0, x.shape[0], batch):
+            chunk = x[start : start + batch]
+            # Padding every chunk to the batch size keeps one compiled shape for all chunks.
+            padded = np.zeros((batch, x.shape[1]), np.float32)
+            padded[: len(chunk)] = chunk
+            out[start : start + len(chunk)] = np.asarray(fn(params, jnp.asarray(padded)))[: len(chunk)]
+        return out
+
+    def transform(self, X: Any, modality: int = 0, batch_size: int = 8192) -> np.ndarray:
+        """E_modality(X): the shared latent of cells of one modality (n x n_latent numpy array)."""
+        modality = self._check_modality(modality, "modality")
+        x = as_matrix(X, "X")
+        expected = self._nets.n_features[modality]
+        if x.shape[1] != expected:
+            raise ValueError(f"X has {x.shape[1]} features but modality {modality} was trained on {expected}")
+        return self._batched(self._encoder(modality), x, self.hp.n_latent, min(batch_size, max(len(x), 1)))
+
+    def impute(self, X: Any, source: int, target: int, batch_size: int = 8192) -> np.ndarray:
+        """G_target(E_source(X)): cells of modality `source` in the feature space of modality `target`."""
+        source = self._check_modality(source, "source")
+        target = self._check_modality(target, "target")
+        z = self.transform(X, modality=source, batch_size=batch_size)
+        p_target = self._nets.n_features[target]
+        return self._batched(self._decoder(target), z, p_target, min(batch_size, max(len(z), 1)))
+
+    @property
+    def n_datasets(self) -> int:
+        return self._check_fitted().n_datasets
+
+    @property
+    def step(self) -> int:
+        return 0 if self._state is None else int(self._state["step"])
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> Path:
+        """Save everything needed to predict and to resume training (orbax + JSON)."""
+        nets = self._check_fitted()
+        history = {c: self.history_[c].tolist() for c in self.history_.columns}
+        meta = {
+            "hyperparameters": self.hp.to_dict(),
+            "n_features": list(nets.n_features),
+            "link_widths": list(self.link_widths or ()),
+            "history": history,
+        }
+        return checkpoint.save(path, self._state, meta)
+
+    @classmethod
+    def load(cls, path: str | Path, **options: Any) -> SCMODAL:
+        """A model restored from `save`; `options` are host-side options (progress, log_every, ...)."""
+        meta = checkpoint.read_metadata(path)
+        model = cls(**meta["hyperparameters"], **options)
+        n_features = tuple(meta["n_features"])
+        model._nets, template = init_state(model.hp, n_features)
+        model._state = checkpoint.restore(path, template)
+        model.link_widths = tuple(meta["link_widths"])
+        model.history_ = pd.DataFrame(meta.get("history", {}), columns=["step", *METRIC_NAMES])
+        return model
