@@ -46,9 +46,7 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         raise FileNotFoundError(f"{path} is not an scmodal_jax checkpoint (no {METADATA_FILE})")
     metadata = json.loads(meta_file.read_text())
     if metadata.get("format_version") != FORMAT_VERSION:
-        raise ValueError(
-            f"checkpoint {path} has format {metadata.get('format_version')}, expected {FORMAT_VERSION}"
-        )
+        raise ValueError(f"checkpoint {path} has format {metadata.get('format_version')}, expected {FORMAT_VERSION}")
     return metadata
 
 
@@ -56,14 +54,10 @@ def restore(path: str | Path, template: Any) -> Any:
     """Restore a state saved by `save` into the structure of `template` (same shapes and dtypes)."""
     path = Path(path).absolute()
     leaves, treedef = jax.tree_util.tree_flatten(template)
-    abstract = {
-        name: jax.ShapeDtypeStruct(np.shape(leaf), leaf.dtype) for name, leaf in _leaf_dict(template).items()
-    }
+    abstract = {name: jax.ShapeDtypeStruct(np.shape(leaf), leaf.dtype) for name, leaf in _leaf_dict(template).items()}
     restored = ocp.StandardCheckpointer().restore(path / STATE_DIR, abstract)
     if len(restored) != len(leaves):
-        raise ValueError(
-            f"checkpoint at {path} holds {len(restored)} arrays, the model expects {len(leaves)}"
-        )
+        raise ValueError(f"checkpoint at {path} holds {len(restored)} arrays, the model expects {len(leaves)}")
     return jax.tree_util.tree_unflatten(treedef, [restored[f"leaf_{i:05d}"] for i in range(len(leaves))])
 
 

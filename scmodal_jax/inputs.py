@@ -123,7 +123,8 @@ def check_links(links: Any, datasets: Sequence[np.ndarray]) -> list[tuple[np.nda
             )
         if right.shape[0] != datasets[i + 1].shape[0]:
             raise ValueError(
-                f"links[{i}] right block has {right.shape[0]} rows, dataset {i + 1} has {datasets[i + 1].shape[0]} cells"
+                f"links[{i}] right block has {right.shape[0]} rows, "
+                f"dataset {i + 1} has {datasets[i + 1].shape[0]} cells"
             )
         out.append((left, right))
     return out

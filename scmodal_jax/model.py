@@ -94,9 +94,7 @@ class SCMODAL:
         meta = checkpoint.read_metadata(path)
         saved = meta["hyperparameters"]
         current = self.hp.to_dict()
-        changed = {
-            k: (saved[k], current[k]) for k in saved if k not in _RESUMABLE_CHANGES and saved[k] != current[k]
-        }
+        changed = {k: (saved[k], current[k]) for k in saved if k not in _RESUMABLE_CHANGES and saved[k] != current[k]}
         if changed:
             detail = ", ".join(f"{k}: saved {a!r} vs now {b!r}" for k, (a, b) in sorted(changed.items()))
             raise ValueError(f"cannot resume from {path}: hyperparameters differ ({detail})")
@@ -142,11 +140,7 @@ class SCMODAL:
                 if callback is not None:
                     callback(step, summary)
             bar.update(n)
-            if (
-                self.checkpoint_dir is not None
-                and self.checkpoint_every
-                and step % self.checkpoint_every == 0
-            ):
+            if self.checkpoint_dir is not None and self.checkpoint_every and step % self.checkpoint_every == 0:
                 self.save(self.checkpoint_dir)
         bar.close()
 

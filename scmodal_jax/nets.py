@@ -85,10 +85,7 @@ class Discriminators(nnx.Module):
     ):
         self.logit_clamp = logit_clamp
         self.nets = nnx.List(
-            [
-                MLP([n_latent, hidden, hidden, 1], init=init, init_std=init_std, rngs=rngs)
-                for _ in range(n_pairs)
-            ]
+            [MLP([n_latent, hidden, hidden, 1], init=init, init_std=init_std, rngs=rngs) for _ in range(n_pairs)]
         )
 
     def __call__(self, z: jax.Array, pair: int) -> jax.Array:

@@ -70,9 +70,7 @@ def init_state(hp: Hyperparameters, n_features: Sequence[int]) -> tuple[Networks
         raise ValueError(f"scMODAL needs at least 2 datasets, got {len(n_features)}")
     key = jax.random.PRNGKey(hp.seed)
     gen_key, disc_key, train_key = jax.random.split(key, 3)
-    gens = Generators(
-        n_features, hp.n_latent, hp.hidden, init=hp.init, init_std=hp.init_std, rngs=nnx.Rngs(gen_key)
-    )
+    gens = Generators(n_features, hp.n_latent, hp.hidden, init=hp.init, init_std=hp.init_std, rngs=nnx.Rngs(gen_key))
     discs = Discriminators(
         len(n_features) - 1,
         hp.n_latent,
