@@ -161,6 +161,19 @@ def _query_blocks(n: int, block: int):
         yield start, min(start + block, n)
 
 
+def _map_blocks(fn, n: int, block: int) -> tuple[np.ndarray, ...]:
+    """Run ``fn(start, stop)`` (returning a device array or tuple of them, padded to ``block``
+    rows) for every query block and concatenate the valid rows on the host.  All blocks are
+    dispatched before any result is fetched, so JAX's asynchronous dispatch keeps the device busy.
+    """
+    pending = []
+    for start, stop in _query_blocks(n, block):
+        out = fn(start, stop)
+        pending.append((stop - start, out if isinstance(out, tuple) else (out,)))
+    columns = zip(*[[np.asarray(x)[:m] for x in outs] for m, outs in pending], strict=True)
+    return tuple(np.concatenate(col, axis=0) for col in columns)
+
+
 def _pad_rows(x: np.ndarray, rows: int, fill: float | int = 0) -> np.ndarray:
     """Pad the first axis of ``x`` to ``rows`` rows with ``fill``."""
     if x.shape[0] == rows:
@@ -223,15 +236,15 @@ def _knn(
     self_value = jnp.float32(np.inf if self_mode == "exclude" else -1.0)
     if query_ids is None:
         query_ids = np.full(nq, -2, dtype=np.int32)
-    out_d = np.empty((nq, k), dtype=np.float32)
-    out_i = np.empty((nq, k), dtype=np.int64)
-    for start, stop in _query_blocks(nq, bq):
-        qb = _pad_rows(query[start:stop], bq)
-        qid = _pad_rows(query_ids[start:stop].astype(np.int32), bq, fill=-2)
-        d, i = _knn_kernel(jnp.asarray(qb), jnp.asarray(qid), r_chunks, rid_chunks, self_value, k=k)
-        out_d[start:stop] = np.asarray(d)[: stop - start]
-        out_i[start:stop] = np.asarray(i)[: stop - start]
-    return out_d, out_i
+    query_ids = query_ids.astype(np.int32)
+
+    def block(start: int, stop: int) -> tuple[jax.Array, jax.Array]:
+        qb = jnp.asarray(_pad_rows(query[start:stop], bq))
+        qid = jnp.asarray(_pad_rows(query_ids[start:stop], bq, fill=-2))
+        return _knn_kernel(qb, qid, r_chunks, rid_chunks, self_value, k=k)
+
+    out_d, out_i = _map_blocks(block, nq, bq)
+    return out_d, out_i.astype(np.int64)
 
 
 @jax.jit
@@ -404,14 +417,16 @@ def _foscttm_one_direction(q: np.ndarray, r: np.ndarray, block_size: int) -> np.
     n = q.shape[0]
     bq = min(block_size, n)
     r_chunks, rid_chunks = _chunk_reference(r, bq)
-    counts = np.empty(n, dtype=np.int64)
     ids = np.arange(n, dtype=np.int32)
-    for start, stop in _query_blocks(n, bq):
+
+    def block(start: int, stop: int) -> jax.Array:
         qb = jnp.asarray(_pad_rows(q[start:stop], bq))
         mb = jnp.asarray(_pad_rows(r[start:stop], bq))
         qid = jnp.asarray(_pad_rows(ids[start:stop], bq, fill=-2))
-        counts[start:stop] = np.asarray(_foscttm_kernel(qb, qid, mb, r_chunks, rid_chunks))[: stop - start]
-    return counts / (n - 1)
+        return _foscttm_kernel(qb, qid, mb, r_chunks, rid_chunks)
+
+    (counts,) = _map_blocks(block, n, bq)
+    return counts.astype(np.float64) / (n - 1)
 
 
 def foscttm(a: ArrayLike, b: ArrayLike, *, block_size: int = DEFAULT_BLOCK_SIZE) -> float:
@@ -444,14 +459,13 @@ def _pair_distance_one_direction(q: np.ndarray, r: np.ndarray, block_size: int) 
     n = q.shape[0]
     bq = min(block_size, n)
     r_chunks, rid_chunks = _chunk_reference(r, bq)
-    diag = np.empty(n, dtype=np.float64)
-    total = np.empty(n, dtype=np.float64)
-    for start, stop in _query_blocks(n, bq):
+
+    def block(start: int, stop: int) -> tuple[jax.Array, jax.Array]:
         qb = jnp.asarray(_pad_rows(q[start:stop], bq))
         mb = jnp.asarray(_pad_rows(r[start:stop], bq))
-        dg, tot = _pair_distance_kernel(qb, mb, r_chunks, rid_chunks)
-        diag[start:stop] = np.asarray(dg)[: stop - start]
-        total[start:stop] = np.asarray(tot)[: stop - start]
+        return _pair_distance_kernel(qb, mb, r_chunks, rid_chunks)
+
+    diag, total = (x.astype(np.float64) for x in _map_blocks(block, n, bq))
     mean = total / n
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(mean > 0, diag / np.where(mean > 0, mean, 1.0), 1.0)
@@ -496,14 +510,15 @@ def _silhouette_samples(x32: np.ndarray, codes: np.ndarray, n_labels: int, block
     onehot = np.zeros((r_chunks.shape[0] * bq, n_labels), dtype=np.float32)
     onehot[np.arange(n), codes] = 1.0
     onehot_chunks = jnp.asarray(onehot.reshape(r_chunks.shape[0], bq, n_labels))
-    sums = np.empty((n, n_labels), dtype=np.float64)
     ids = np.arange(n, dtype=np.int32)
-    for start, stop in _query_blocks(n, bq):
+
+    def block(start: int, stop: int) -> jax.Array:
         qb = jnp.asarray(_pad_rows(x32[start:stop], bq))
         qid = jnp.asarray(_pad_rows(ids[start:stop], bq, fill=-2))
-        sums[start:stop] = np.asarray(_label_dist_sum_kernel(qb, qid, r_chunks, rid_chunks, onehot_chunks))[
-            : stop - start
-        ]
+        return _label_dist_sum_kernel(qb, qid, r_chunks, rid_chunks, onehot_chunks)
+
+    (sums,) = _map_blocks(block, n, bq)
+    sums = sums.astype(np.float64)
     counts = np.bincount(codes, minlength=n_labels).astype(np.float64)
     rows = np.arange(n)
     own = counts[codes]
@@ -659,7 +674,7 @@ def mixing_metric(
 
 def kbet(
     latents: Sequence[ArrayLike],
-    k: int = 25,
+    k: int | None = 25,
     sample_size: int | None = None,
     repetitions: int = 10,
     alpha: float = 0.05,
@@ -679,13 +694,15 @@ def kbet(
     when the p-value is ``>= alpha``.  The acceptance rate of a round is the fraction of accepted
     cells; the result is the median over rounds.  Higher is better (1 = well mixed).
 
-    Differences from the R package: ``k`` is fixed rather than chosen from the mean dataset size
-    (kBET's heuristic is about a quarter of the mean batch size), and the "adapt" correction for
-    cells that appear in no neighbourhood is not applied.
+    Differences from the R package: the default ``k`` is a fixed 25 (pass ``k=None`` for kBET's
+    non-heuristic default ``floor(mean dataset size / 4)``; kBET's optional neighbourhood-size
+    optimisation heuristic is not implemented), and the "adapt" correction of the expected
+    frequencies for cells that appear in no neighbourhood is not applied.
 
     Args:
         latents: list of (n_i, d) latent arrays, one per dataset (at least 2).
-        k: neighbourhood size including the sampled cell, ``2 <= k <= n_pooled``.  Default 25.
+        k: neighbourhood size including the sampled cell, ``2 <= k <= n_pooled``.  Default 25;
+            ``None`` means ``max(2, floor(mean dataset size / 4))``.
         sample_size: cells tested per round.  Default ``None`` means kBET's 10% of the pooled
             cells (rounded up, at least ``min(25, n)``), capped at 1000.
         repetitions: number of rounds (default 10).
@@ -697,6 +714,8 @@ def kbet(
         The median acceptance rate in [0, 1].
     """
     xs = _check_latent_list(latents, min_len=2)
+    if k is None:
+        k = max(2, int(np.mean([x.shape[0] for x in xs]) // 4))
     k = _check_int(k, "k", minimum=2)
     repetitions = _check_int(repetitions, "repetitions")
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating)) or not 0.0 < alpha < 1.0:
@@ -761,24 +780,27 @@ def evaluate(
         Dict mapping metric name to value.
     """
     xs = _check_latent_list(latents)
+    if paired and (len(xs) != 2 or xs[0].shape[0] != xs[1].shape[0]):
+        raise ValueError(
+            f"paired=True needs exactly 2 datasets with the same number of cells, got sizes {[x.shape[0] for x in xs]}"
+        )
+    if labels is not None and (
+        not isinstance(labels, Sequence) or isinstance(labels, (str, np.ndarray)) or len(labels) != len(xs)
+    ):
+        raise ValueError("labels must be a list with one label array per latent")
     out: dict[str, float] = {}
     n_total = sum(x.shape[0] for x in xs)
     if len(xs) >= 2:
         n_mix = min(n_total, 10000)
         k_mix = min(300, n_mix)
         out["mixing_metric"] = mixing_metric(xs, k=k_mix, k_dataset=min(5, k_mix), seed=seed, block_size=block_size)
-        if n_total >= 2:
-            out["kbet"] = kbet(xs, k=min(25, n_total), seed=seed, block_size=block_size)
+        out["kbet"] = kbet(xs, k=min(25, n_total), seed=seed, block_size=block_size)
     if labels is not None:
-        if not isinstance(labels, Sequence) or isinstance(labels, (str, np.ndarray)) or len(labels) != len(xs):
-            raise ValueError("labels must be a list with one label array per latent")
         out["asw"] = asw(xs, labels, seed=seed, block_size=block_size)
         for i in range(1, len(xs)):
             key = "label_transfer_accuracy" if len(xs) == 2 else f"label_transfer_accuracy_{i}"
             out[key] = label_transfer_accuracy(xs[0], labels[0], xs[i], labels[i], block_size=block_size)
     if paired:
-        if len(xs) != 2:
-            raise ValueError(f"paired=True needs exactly 2 datasets, got {len(xs)}")
         out["foscttm"] = foscttm(xs[0], xs[1], block_size=block_size)
         out["pair_distance"] = pair_distance(xs[0], xs[1], block_size=block_size)
     return out

@@ -242,6 +242,9 @@ def test_kbet_matches_brute_force():
         n = sum(len(z) for z in lat)
         got = M.kbet(lat, k=10, sample_size=n, repetitions=1, block_size=BS)
         assert got == pytest.approx(bf_kbet_all_cells(lat, 10, 0.05))
+    # k=None: kBET's floor(mean dataset size / 4) = floor(33 / 4) = 8 for x1, x3
+    got = M.kbet([x1, x3], k=None, sample_size=66, repetitions=1, alpha=0.2, block_size=BS)
+    assert got == pytest.approx(bf_kbet_all_cells([x1, x3], 8, 0.2))
 
 
 def test_kbet_known_answers():
@@ -319,6 +322,8 @@ _LAB = np.arange(10) % 2
         (lambda: M.kbet([_X, _X], k=5, repetitions=0), "repetitions"),
         (lambda: M.kbet([_X, _X], k=2.5), "integer"),
         (lambda: M.evaluate([_X, _X, _X], paired=True), "exactly 2"),
+        (lambda: M.evaluate([_X, _X[:9]], paired=True), "same number of cells"),
+        (lambda: M.evaluate([_X, _X], [_LAB]), "one label array per latent"),
     ],
 )
 def test_bad_input_raises(call, match):
