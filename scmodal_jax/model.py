@@ -110,7 +110,7 @@ class SCMODAL:
 
     def _train_loop(self, data, callback) -> None:
         hp = self.hp
-        trainer = Trainer(self._nets)
+        trainer = Trainer.for_networks(self._nets)
         start = int(self._state["step"])
         log_every = self.log_every or hp.steps_per_call
         boundaries = [log_every]

@@ -7,6 +7,7 @@ count, base RNG key) that the caller donates on each call. Data live on the devi
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -187,11 +188,24 @@ def train_step(nets: Networks, state: TrainState, data: Data) -> tuple[TrainStat
 
 
 class Trainer:
-    """Jitted, donated multi-step runner: `run(state, data, n_steps)` fuses n_steps steps in one `lax.scan`."""
+    """Jitted, donated multi-step runner: `run(state, data, n_steps)` fuses n_steps steps in one `lax.scan`.
+
+    Use `Trainer.for_networks` to share compiled programs between models of the same architecture.
+    """
+
+    _shared: dict[Any, Trainer] = {}
 
     def __init__(self, nets: Networks):
         self.nets = nets
         self._compiled: dict[int, Any] = {}
+
+    @classmethod
+    def for_networks(cls, nets: Networks) -> Trainer:
+        # seed, steps and steps_per_call do not enter the compiled step, so models differing only there share it.
+        key = (dataclasses.replace(nets.hp, seed=0, steps=0, steps_per_call=1), nets.n_features)
+        if key not in cls._shared:
+            cls._shared[key] = cls(nets)
+        return cls._shared[key]
 
     def _runner(self, n_steps: int):
         if n_steps not in self._compiled:

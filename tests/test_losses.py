@@ -1,0 +1,87 @@
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import reference as ref
+
+from scmodal_jax import losses
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+def test_squared_distances_gram_matches_direct(rng):
+    a = rng.normal(size=(17, 9)).astype(np.float32)
+    b = rng.normal(size=(11, 9)).astype(np.float32)
+    np.testing.assert_allclose(losses.squared_distances(a, b), ref.sq_dists(a, b), rtol=1e-4, atol=1e-4)
+    assert float(jnp.min(losses.squared_distances(a, a))) >= 0.0
+
+
+def test_gaussian_kernel_matches_direct_form(rng):
+    x = rng.normal(size=(25, 40)).astype(np.float32)
+    np.testing.assert_allclose(losses.gaussian_kernel(x), ref.kernel(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("clamp", [0.975, 0.5])
+def test_geometric_loss(rng, clamp):
+    x = rng.normal(size=(30, 15)).astype(np.float32)
+    z = rng.normal(size=(30, 4)).astype(np.float32)
+    got = losses.geometric_loss(losses.gaussian_kernel(x), z, clamp)
+    np.testing.assert_allclose(got, ref.geometric_loss(x, z, clamp), rtol=1e-5)
+
+
+def test_geometric_loss_clamps_at_perfect_agreement():
+    x = np.eye(6, dtype=np.float32) * 3
+    # z = x gives identical kernels (same dimension), so cos = 1 and the clamp decides the value.
+    assert float(losses.geometric_loss(losses.gaussian_kernel(x), x, 0.975)) == pytest.approx(-0.975)
+
+
+@pytest.mark.parametrize("k", [1, 3, 8, 40])
+def test_mnn_matches_brute_force(rng, k):
+    left = rng.normal(size=(23, 5)).astype(np.float32)
+    right = rng.normal(size=(19, 5)).astype(np.float32)
+    got = np.asarray(losses.mnn_matrix(left, right, k))
+    want = ref.mnn(left, right, k)
+    np.testing.assert_array_equal(got, want)
+    if k >= 19:
+        assert got.sum() > 0
+
+
+def test_mnn_zero_rows_and_constant_columns(rng):
+    left = rng.normal(size=(12, 4)).astype(np.float32)
+    right = rng.normal(size=(10, 4)).astype(np.float32)
+    left[[2, 5]] = 0.0  # cells with all link features zero (sparse RNA)
+    right[:, 1] = 3.0  # a link column with zero variance
+    got = np.asarray(losses.mnn_matrix(left, right, 3))
+    assert np.isfinite(got).all()
+    assert got[[2, 5]].sum() == 0
+    np.testing.assert_array_equal(got, ref.mnn(left, right, 3))
+
+
+def test_mnn_is_symmetric_under_swap(rng):
+    left = rng.normal(size=(15, 6)).astype(np.float32)
+    right = rng.normal(size=(15, 6)).astype(np.float32)
+    np.testing.assert_array_equal(losses.mnn_matrix(left, right, 4), losses.mnn_matrix(right, left, 4).T)
+
+
+def test_anchor_loss(rng):
+    za = rng.normal(size=(14, 5)).astype(np.float32)
+    zb = rng.normal(size=(9, 5)).astype(np.float32)
+    s = (rng.random((14, 9)) < 0.2).astype(np.float32)
+    np.testing.assert_allclose(losses.anchor_loss(za, zb, s), ref.anchor_loss(za, zb, s), rtol=1e-5)
+
+
+def test_anchor_loss_without_pairs_is_zero_not_nan(rng):
+    za = rng.normal(size=(5, 3)).astype(np.float32)
+    val = losses.anchor_loss(za, za, np.zeros((5, 5), np.float32))
+    assert float(val) == 0.0
+
+
+def test_discriminator_loss(rng):
+    first = rng.normal(scale=3, size=20).astype(np.float32)
+    second = rng.normal(scale=3, size=20).astype(np.float32)
+    np.testing.assert_allclose(losses.discriminator_loss(first, second), ref.disc_loss(first, second), rtol=1e-5)
+    # Saturated logits at the clamp stay finite.
+    big = np.full(4, 50.0, np.float32)
+    assert np.isfinite(float(losses.discriminator_loss(-big, big)))
