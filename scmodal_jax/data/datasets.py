@@ -599,6 +599,12 @@ def _decode(values: Any) -> np.ndarray:
     return arr.astype(str).astype(object)
 
 
+def _unique(names: Any) -> pd.Index:
+    """String index with repeated names suffixed ``-1``, ``-2``, ... (as ``var_names_make_unique``)."""
+    index = pd.Index([str(n) for n in names], dtype=object)
+    return ad.utils.make_index_unique(index) if not index.is_unique else index
+
+
 def read_10x_h5(path: str | os.PathLike, genome: str | None = None) -> ad.AnnData:
     """Read a 10x Genomics HDF5 matrix (Cell Ranger >= 3 / ARC / ATAC ``matrix`` group, or the legacy
     Cell Ranger 2 per-genome layout) with h5py.
@@ -630,10 +636,8 @@ def read_10x_h5(path: str | os.PathLike, genome: str | None = None) -> ad.AnnDat
             (grp["data"][()].astype(np.float32), grp["indices"][()], grp["indptr"][()]), shape=(n_cells, n_features)
         )
         barcodes = _decode(grp["barcodes"][()])
-    var.index = pd.Index(names.astype(str))
-    adata = ad.AnnData(X=X, obs=pd.DataFrame(index=pd.Index(barcodes.astype(str))), var=var)
-    adata.var_names_make_unique()
-    return adata
+    var.index = _unique(names)
+    return ad.AnnData(X=X, obs=pd.DataFrame(index=pd.Index(barcodes.astype(str))), var=var)
 
 
 def _open_text(path: str | os.PathLike):
@@ -652,17 +656,14 @@ def read_10x_mtx(matrix: str | os.PathLike, features: str | os.PathLike, barcode
     feats = pd.read_csv(features, sep="\t", header=None, dtype=str)
     cells = pd.read_csv(barcodes, sep="\t", header=None, dtype=str).iloc[:, 0].to_numpy()
     if feats.shape[1] == 1:
-        var = pd.DataFrame(index=pd.Index(feats.iloc[:, 0]))
+        var = pd.DataFrame(index=_unique(feats.iloc[:, 0]))
     else:
-        var = pd.DataFrame({"gene_ids": feats.iloc[:, 0].to_numpy()}, index=pd.Index(feats.iloc[:, 1]))
+        var = pd.DataFrame({"gene_ids": feats.iloc[:, 0].to_numpy()}, index=_unique(feats.iloc[:, 1]))
         if feats.shape[1] >= 3:
             var["feature_types"] = feats.iloc[:, 2].to_numpy()
     if X.shape != (len(cells), len(var)):
         raise ValueError(f"matrix shape {X.shape[::-1]} does not match {len(var)} features x {len(cells)} barcodes")
-    var.index.name = None
-    adata = ad.AnnData(X=X, obs=pd.DataFrame(index=pd.Index(cells)), var=var)
-    adata.var_names_make_unique()
-    return adata
+    return ad.AnnData(X=X, obs=pd.DataFrame(index=pd.Index(cells)), var=var)
 
 
 def read_count_table(
@@ -687,9 +688,7 @@ def read_count_table(
         M, cells, feats = M.T.tocsr(), np.asarray(columns), row_names
     else:
         cells, feats = row_names, np.asarray(columns)
-    adata = ad.AnnData(X=M, obs=pd.DataFrame(index=pd.Index(cells)), var=pd.DataFrame(index=pd.Index(feats)))
-    adata.var_names_make_unique()
-    return adata
+    return ad.AnnData(X=M, obs=pd.DataFrame(index=pd.Index(cells)), var=pd.DataFrame(index=_unique(feats)))
 
 
 def _parse_fcs_text(raw: bytes) -> dict[str, str]:
@@ -776,10 +775,8 @@ def read_loom(path: str | os.PathLike, cell_block: int = 4096) -> ad.AnnData:
 
         obs, var = attrs("col_attrs", n_cells), attrs("row_attrs", n_genes)
     obs.index = pd.Index(obs.pop("CellID").astype(str)) if "CellID" in obs else pd.Index(map(str, range(n_cells)))
-    var.index = pd.Index(var.pop("Gene").astype(str)) if "Gene" in var else pd.Index(map(str, range(n_genes)))
-    adata = ad.AnnData(X=sp.vstack(blocks).tocsr() if blocks else sp.csr_matrix((0, n_genes)), obs=obs, var=var)
-    adata.var_names_make_unique()
-    return adata
+    var.index = _unique(var.pop("Gene")) if "Gene" in var else pd.Index(map(str, range(n_genes)))
+    return ad.AnnData(X=sp.vstack(blocks).tocsr() if blocks else sp.csr_matrix((0, n_genes)), obs=obs, var=var)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -1081,8 +1078,7 @@ def tonsil_codex_rna(
     meta.index.name = None
     if len(meta) != counts.shape[0]:
         raise ValueError(f"tonsil RNA metadata has {len(meta)} rows for {counts.shape[0]} cells")
-    rna = ad.AnnData(X=counts, obs=meta, var=pd.DataFrame(index=pd.Index(genes)))
-    rna.var_names_make_unique()
+    rna = ad.AnnData(X=counts, obs=meta, var=pd.DataFrame(index=_unique(genes)))
     if "cluster.info" in meta:
         rna.obs["cell_type"] = _categorical_labels(meta["cluster.info"].to_numpy())
     return codex, rna
