@@ -189,6 +189,9 @@ def test_bad_inputs(setup):
         sio.to_anndata(model, adatas, None, setup["datasets"], setup["feature_names"], log1p_scale=True)
     with pytest.raises(ValueError, match="names"):
         sio.to_anndata(model, adatas, None, setup["datasets"], [["a"], ["b"]])
+    model.latent_ = None
+    with pytest.raises(ValueError, match="fit"):
+        sio.to_anndata(model, adatas, impute=False)
 
 
 def test_h5mu_round_trip(setup, tmp_path):

@@ -144,6 +144,8 @@ def to_anndata(
     n = int(model.n_datasets)
     if len(adatas) != n:
         raise ValueError(f"got {len(adatas)} AnnData objects but the model has {n} datasets")
+    if getattr(model, "latent_", None) is None:
+        raise ValueError("model.latent_ is not set: fit the model before exporting it")
     latent = [np.asarray(z) for z in model.latent_]
     if len(latent) != n:
         raise ValueError(f"model.latent_ has {len(latent)} arrays but the model has {n} datasets")
