@@ -113,6 +113,7 @@ class ProteinGeneTable:
     _primary: dict[str, int] = field(init=False, repr=False)
     _alias: dict[str, list[int]] = field(init=False, repr=False)
     _group: dict[str, str] = field(init=False, repr=False)
+    _symbols: dict[str, str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.frame = self.frame.reset_index(drop=True)
@@ -130,6 +131,10 @@ class ProteinGeneTable:
                     if int(i) not in self._alias[key]:
                         self._alias[key].append(int(i))
         self._group = self._build_groups()
+        self._symbols = {}
+        for genes in self.frame["genes"]:
+            for g in genes:
+                self._symbols.setdefault(normalize_marker(g), g)
 
     # -- marker synonym groups (for panel <-> panel matching) ---------------------------------------------
     def _build_groups(self) -> dict[str, str]:
@@ -174,14 +179,15 @@ class ProteinGeneTable:
     def lookup(self, name: str) -> list[str] | None:
         """Genes encoding protein ``name`` (table order), or ``None`` when the table does not know it.
 
-        An exact (normalised) protein name wins over an alias.
+        An exact (normalised) protein name wins over an alias; a name that is only one of the table's gene
+        symbols (a panel naming markers by gene, e.g. ``CCR7``) maps to that gene.
         """
         key = normalize_marker(name)
         if key in self._primary:
             return list(self.frame.at[self._primary[key], "genes"])
         rows = self._alias.get(key)
         if not rows:
-            return None
+            return [self._symbols[key]] if key in self._symbols else None
         genes: list[str] = []
         for r in rows:
             for g in self.frame.at[r, "genes"]:
