@@ -292,6 +292,11 @@ def gene_activity(
         rs, re_ = _gene_regions(genes, extend_upstream, extend_downstream)
         genes = genes[(re_ - rs) <= max_width]
     genes = genes.reset_index(drop=True)
+    if len(genes) == 0:
+        raise ValueError(
+            f"no gene left in the annotation after filtering (biotypes={biotypes}, max_width={max_width}); "
+            "pass biotypes=None to keep every gene type"
+        )
     M, names = peak_gene_overlap(peak_df, genes, extend_upstream, extend_downstream)
     n_peaks = np.asarray(M.sum(axis=0)).ravel()
     if drop_empty:
