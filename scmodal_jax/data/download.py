@@ -1,0 +1,353 @@
+"""Download registry and :func:`fetch`: files of the scMODAL paper datasets, cached on disk.
+
+:data:`REGISTRY` maps a name to a :class:`RemoteFile` (URL, cache file name, dataset sub-folder, expected
+sha256/size, provenance). :func:`fetch` downloads a registered file (or any URL, ``file://`` included) into
+the cache folder (:func:`get_cache_dir`), checks its size and sha256 when they are known, and returns its
+path. The parsers are in :mod:`scmodal_jax.data.readers`, the dataset loaders in :mod:`scmodal_jax.data.paper`.
+
+Honesty note on the registry: the URLs were written from the public accession pages (GEO, 10x Genomics, the
+MaxFuse data archive, FlowRepository) without network access, so every entry has ``verified=False`` until
+someone downloads it and pins its size and sha256. No sha256 or size is known for any entry yet: they are
+``None`` and :func:`fetch` then cannot check integrity (it logs a warning and records the sha256 it computed
+next to the file, see :func:`sha256sum`). Pin the values with ``fetch(name, sha256=..., size=...)`` or by
+editing the registry once they are known.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+__all__ = [
+    "CACHE_DIR_ENV",
+    "REGISTRY",
+    "RemoteFile",
+    "DownloadError",
+    "ChecksumError",
+    "get_cache_dir",
+    "fetch",
+    "sha256sum",
+]
+
+log = logging.getLogger(__name__)
+
+CACHE_DIR_ENV = "SCMODAL_CACHE_DIR"
+_DEFAULT_CACHE = Path("~/.cache/scmodal_jax")
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One downloadable file.
+
+    Attributes:
+        url: direct download URL, or None when no direct link is known (manual download only).
+        filename: name of the file in the cache.
+        dataset: cache sub-folder (one per dataset).
+        sha256: expected hex digest, or None when unknown.
+        size: expected size in bytes, or None when unknown.
+        landing_page: human-readable page describing the data.
+        note: provenance / caveats.
+        verified: True once the URL, size and sha256 were checked against a real download.
+    """
+
+    url: str | None
+    filename: str
+    dataset: str
+    sha256: str | None = None
+    size: int | None = None
+    landing_page: str | None = None
+    note: str = ""
+    verified: bool = False
+
+
+_GEO = "https://ftp.ncbi.nlm.nih.gov/geo"
+_HAO = "https://www.ncbi.nlm.nih.gov/geo/query/acc.cgi?acc=GSE164378"
+_STUART = "https://www.ncbi.nlm.nih.gov/geo/query/acc.cgi?acc=GSE128639"
+_TEA = "https://www.ncbi.nlm.nih.gov/geo/query/acc.cgi?acc=GSE158013"
+_TEA_PREFIX = "GSM4949911_X061-AP0C1W1_leukopak_perm-cells_tea_fulldepth"
+
+
+def _geo_sample(gsm: str, filename: str) -> str:
+    return f"{_GEO}/samples/{gsm[:-3]}nnn/{gsm}/suppl/{filename}"
+
+
+def _hao(gsm: str, sample: str, part: str) -> RemoteFile:
+    name = f"{gsm}_{sample}-{part}"
+    return RemoteFile(_geo_sample(gsm, name), name, "hao2021_pbmc_cite", landing_page=_HAO)
+
+
+#: Registry of downloadable files: name -> :class:`RemoteFile`. No entry is verified (see module docstring).
+REGISTRY: dict[str, RemoteFile] = {
+    # Hao et al. 2021 (Cell), PBMC CITE-seq, 3' arm: GEO GSE164378, samples GSM5008737 (RNA) / GSM5008738 (ADT).
+    "hao2021_rna_matrix": _hao("GSM5008737", "RNA_3P", "matrix.mtx.gz"),
+    "hao2021_rna_features": _hao("GSM5008737", "RNA_3P", "features.tsv.gz"),
+    "hao2021_rna_barcodes": _hao("GSM5008737", "RNA_3P", "barcodes.tsv.gz"),
+    "hao2021_adt_matrix": _hao("GSM5008738", "ADT_3P", "matrix.mtx.gz"),
+    "hao2021_adt_features": _hao("GSM5008738", "ADT_3P", "features.tsv.gz"),
+    "hao2021_adt_barcodes": _hao("GSM5008738", "ADT_3P", "barcodes.tsv.gz"),
+    "hao2021_metadata": RemoteFile(
+        f"{_GEO}/series/GSE164nnn/GSE164378/suppl/GSE164378_sc.meta.data_3P.csv.gz",
+        "GSE164378_sc.meta.data_3P.csv.gz",
+        "hao2021_pbmc_cite",
+        landing_page=_HAO,
+        note="cell metadata: celltype.l1/l2/l3, donor, time, ...",
+    ),
+    # Stuart et al. 2019 (Cell), bone-marrow CITE-seq: GEO GSE128639.
+    "stuart2019_rna": RemoteFile(
+        _geo_sample("GSM3681518", "GSM3681518_MNC_RNA_counts.tsv.gz"),
+        "GSM3681518_MNC_RNA_counts.tsv.gz",
+        "stuart2019_bm_cite",
+        landing_page=_STUART,
+        note="dense genes x cells table; no cell-type labels on GEO",
+    ),
+    "stuart2019_adt": RemoteFile(
+        _geo_sample("GSM3681519", "GSM3681519_MNC_ADT_counts.tsv.gz"),
+        "GSM3681519_MNC_ADT_counts.tsv.gz",
+        "stuart2019_bm_cite",
+        landing_page=_STUART,
+        note="dense ADT x cells table (25 antibodies)",
+    ),
+    # Levine et al. 2015 (Cell) 32-marker bone-marrow CyTOF, as prepared by Weber & Robinson 2016.
+    "levine2015_32dim": RemoteFile(
+        None,
+        "Levine_32dim.fcs",
+        "levine2015_bm_cytof",
+        landing_page="https://flowrepository.org/id/FR-FCM-ZZPH",
+        note=(
+            "No direct link known: download Levine_32dim.fcs (or Levine_32dim.txt) from FlowRepository "
+            "FR-FCM-ZZPH (prepared by https://github.com/lmweber/benchmark-data-Levine-32-dim; original "
+            "data on Cytobank experiment 46102)."
+        ),
+    ),
+    "levine2015_population_names": RemoteFile(
+        None,
+        "population_names_Levine_32dim.txt",
+        "levine2015_bm_cytof",
+        landing_page="https://flowrepository.org/id/FR-FCM-ZZPH",
+        note="optional: tab-separated label -> population table shipped with Levine_32dim.fcs",
+    ),
+    # Swanson et al. 2021 (eLife) TEA-seq, GEO GSE158013, full-depth well GSM4949911.
+    "teaseq_h5": RemoteFile(
+        _geo_sample("GSM4949911", f"{_TEA_PREFIX}_cellranger-arc_filtered_feature_bc_matrix.h5"),
+        f"{_TEA_PREFIX}_cellranger-arc_filtered_feature_bc_matrix.h5",
+        "teaseq_pbmc",
+        landing_page=_TEA,
+        note="cellranger-arc output: Gene Expression + Peaks",
+    ),
+    "teaseq_adt": RemoteFile(
+        _geo_sample("GSM4949911", f"{_TEA_PREFIX}_adt_counts.csv.gz"),
+        f"{_TEA_PREFIX}_adt_counts.csv.gz",
+        "teaseq_pbmc",
+        landing_page=_TEA,
+        note="cells x antibodies (+ 'total') count table",
+    ),
+    # 10x Genomics mouse brain (the scMODAL mouse-brain tutorial cites the scATAC file below).
+    "mouse_brain_atac_5k": RemoteFile(
+        "https://cf.10xgenomics.com/samples/cell-atac/1.1.0/atac_v1_adult_brain_fresh_5k/"
+        "atac_v1_adult_brain_fresh_5k_filtered_peak_bc_matrix.h5",
+        "atac_v1_adult_brain_fresh_5k_filtered_peak_bc_matrix.h5",
+        "mouse_brain",
+        landing_page="https://www.10xgenomics.com/datasets/fresh-cortex-from-adult-mouse-brain-p-50-1-standard-1-1-0",
+        note="10x scATAC v1, adult mouse brain fresh 5k, filtered peak-barcode matrix",
+    ),
+    "mouse_brain_rna_zeisel2018": RemoteFile(
+        "https://storage.googleapis.com/linnarsson-lab-loom/l5_all.loom",
+        "l5_all.loom",
+        "mouse_brain",
+        landing_page="http://mousebrain.org/adolescent/downloads.html",
+        note="Zeisel et al. 2018 adolescent mouse nervous system, loom (large: several GB)",
+    ),
+    "mouse_brain_multiome_e18": RemoteFile(
+        "https://cf.10xgenomics.com/samples/cell-arc/2.0.0/e18_mouse_brain_fresh_5k/"
+        "e18_mouse_brain_fresh_5k_filtered_feature_bc_matrix.h5",
+        "e18_mouse_brain_fresh_5k_filtered_feature_bc_matrix.h5",
+        "mouse_brain",
+        landing_page="https://www.10xgenomics.com/datasets/fresh-embryonic-e-18-mouse-brain-5-k-1-standard-2-0-0",
+        note="10x Multiome (RNA + ATAC), E18 mouse brain fresh 5k",
+    ),
+    # Tonsil CODEX (Kennedy-Darling et al. 2021) + tonsil scRNA-seq (King et al. 2021), as packaged by MaxFuse.
+    "tonsil_maxfuse_zip": RemoteFile(
+        "http://stat.wharton.upenn.edu/~zongming/maxfuse/data.zip",
+        "maxfuse_data.zip",
+        "tonsil_maxfuse",
+        landing_page="https://github.com/shuxiaoc/maxfuse",
+        note=(
+            "MaxFuse tutorial archive; holds tonsil/tonsil_codex.csv, tonsil_rna_counts.txt, "
+            "tonsil_rna_names.csv, tonsil_rna_meta.csv (raw sources: Dryad CODEX data, GEO GSE165860)"
+        ),
+    ),
+}
+
+
+class DownloadError(ConnectionError):
+    """A file could not be downloaded (offline, unreachable URL, or no direct URL known)."""
+
+
+class ChecksumError(ValueError):
+    """A downloaded or cached file does not have the expected size or sha256."""
+
+
+def get_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Download cache folder: ``cache_dir`` argument, else ``$SCMODAL_CACHE_DIR``, else ``~/.cache/scmodal_jax``."""
+    if cache_dir is None:
+        cache_dir = os.environ.get(CACHE_DIR_ENV) or _DEFAULT_CACHE
+    return Path(cache_dir).expanduser()
+
+
+def sha256sum(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file (read in 1 MiB chunks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(_CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _resolve(name_or_url: str, filename: str | None) -> tuple[str, RemoteFile]:
+    if name_or_url in REGISTRY:
+        entry = REGISTRY[name_or_url]
+        return name_or_url, replace(entry, filename=filename) if filename else entry
+    if "://" in name_or_url:
+        parsed = urllib.parse.urlparse(name_or_url)
+        base = filename or Path(urllib.parse.unquote(parsed.path)).name or "download"
+        tag = hashlib.sha1(name_or_url.encode()).hexdigest()[:10]
+        return name_or_url, RemoteFile(name_or_url, base, f"urls/{tag}")
+    raise ValueError(f"{name_or_url!r} is neither a registered file ({', '.join(sorted(REGISTRY))}) nor a URL")
+
+
+def _manual_hint(entry: RemoteFile, dest: Path) -> str:
+    lines = []
+    if entry.url:
+        lines.append(f"Download it on a machine with internet access, e.g.  curl -L -o '{dest.name}' '{entry.url}'")
+    elif entry.landing_page:
+        lines.append(f"No direct download link is known; get '{dest.name}' from {entry.landing_page}")
+    if entry.note:
+        lines.append(f"Note: {entry.note}")
+    lines.append(f"and place it at:\n    {dest}")
+    lines.append(f"(cache folder: the cache_dir argument or the {CACHE_DIR_ENV} environment variable).")
+    return "\n".join(lines)
+
+
+def _check_cached(dest: Path, sha256: str | None, size: int | None) -> None:
+    actual = dest.stat().st_size
+    if size is not None and actual != size:
+        raise ChecksumError(f"Cached file {dest} has {actual} bytes, expected {size}. Delete it to download it again.")
+    if sha256 is None:
+        return
+    side = _sidecar(dest)
+    if side.is_file() and side.stat().st_mtime >= dest.stat().st_mtime:
+        recorded = side.read_text().strip()
+        if recorded == sha256.lower():
+            return
+    digest = sha256sum(dest)
+    if digest != sha256.lower():
+        raise ChecksumError(
+            f"Cached file {dest} has sha256 {digest}, expected {sha256}. Delete it to download it again."
+        )
+    side.write_text(digest + "\n")
+
+
+def fetch(
+    name_or_url: str,
+    cache_dir: str | os.PathLike | None = None,
+    sha256: str | None = None,
+    size: int | None = None,
+    progress: bool = True,
+    *,
+    filename: str | None = None,
+    timeout: float = 60.0,
+) -> Path:
+    """Download a registered file (or any URL, ``file://`` included) into the cache and return its path.
+
+    The file lands at ``<cache>/<dataset>/<filename>`` for registry names and at
+    ``<cache>/urls/<hash of the URL>/<basename>`` for plain URLs. A file already in the cache is not
+    downloaded again (its size, and its sha256 when one is expected, are still checked). Downloads stream
+    into ``<file>.part`` with a tqdm progress bar and are renamed into place only after the size and sha256
+    checks pass; a failed or interrupted download leaves no ``.part`` file behind. The computed sha256 is
+    written next to the file as ``<file>.sha256``.
+
+    Args:
+        name_or_url: a key of :data:`REGISTRY` or a URL.
+        cache_dir: cache folder (default :func:`get_cache_dir`).
+        sha256: expected hex digest; overrides the registry value. None = not checked.
+        size: expected size in bytes; overrides the registry value. None = not checked.
+        progress: show a tqdm progress bar.
+        filename: override the cached file name.
+        timeout: socket timeout in seconds.
+
+    Raises:
+        DownloadError: the URL cannot be reached (e.g. offline) or no direct URL is known; the message gives
+            the URL and the exact path where the file can be placed by hand.
+        ChecksumError: size or sha256 mismatch (the bad download is deleted).
+    """
+    key, entry = _resolve(name_or_url, filename)
+    sha256 = sha256 or entry.sha256
+    sha256 = sha256.lower() if sha256 else None
+    size = size if size is not None else entry.size
+    dest = get_cache_dir(cache_dir) / entry.dataset / entry.filename
+    if dest.is_file():
+        _check_cached(dest, sha256, size)
+        return dest
+    if entry.url is None:
+        raise DownloadError(f"'{key}' is not in the cache.\n" + _manual_hint(entry, dest))
+    if sha256 is None and size is None:
+        log.warning("No sha256 or size known for %s: the download cannot be verified.", key)
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    digest = hashlib.sha256()
+    written = 0
+    try:
+        request = urllib.request.Request(entry.url, headers={"User-Agent": "scmodal_jax"})
+        try:
+            response = urllib.request.urlopen(request, timeout=timeout)
+        except (urllib.error.URLError, OSError, ValueError) as err:
+            reason = getattr(err, "reason", err)
+            raise DownloadError(
+                f"Could not download '{key}' from {entry.url}: {reason}.\n"
+                "If this machine is offline or the URL moved, fetch the file yourself.\n" + _manual_hint(entry, dest)
+            ) from err
+        with response, open(part, "wb") as out:
+            length = response.headers.get("Content-Length") if response.headers else None
+            total = int(length) if length and length.isdigit() else size
+            with tqdm(
+                total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=entry.filename, disable=not progress
+            ) as bar:
+                while True:
+                    try:
+                        block = response.read(_CHUNK)
+                    except OSError as err:
+                        raise DownloadError(
+                            f"Download of '{key}' from {entry.url} was interrupted: {err}.\n"
+                            + _manual_hint(entry, dest)
+                        ) from err
+                    if not block:
+                        break
+                    out.write(block)
+                    digest.update(block)
+                    written += len(block)
+                    bar.update(len(block))
+        if size is not None and written != size:
+            raise ChecksumError(f"Download of '{key}' from {entry.url} has {written} bytes, expected {size}.")
+        actual = digest.hexdigest()
+        if sha256 is not None and actual != sha256:
+            raise ChecksumError(f"Download of '{key}' from {entry.url} has sha256 {actual}, expected {sha256}.")
+        os.replace(part, dest)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    _sidecar(dest).write_text(actual + "\n")
+    return dest
