@@ -37,6 +37,8 @@ def _data(name: str) -> Path:
         (["PD-1", "PD.1", "pd_1", "PD1"], "pd1"),
         (["CD3", "CD3_TotalSeqB", "CD3-TotalSeq-A", "CD3-ADT", "ADT_CD3", "CD3_prot", "cd3"], "cd3"),
         (["CD45(Sm154)Di", "154Sm_CD45", "CD45_Sm154Di", "CD45"], "cd45"),
+        (["Yb176Di_CD8a", "CD8a(Yb176)Dd", "CD8a_TotalSeqB", "CD8α"], "cd8a"),
+        (["Ki67", "Ki67_TotalSeqB", "Ki-67", "Ki67(Er168)Di"], "ki67"),
         (["TCRγδ", "TCRgd", "TCR-g-d"], "tcrgd"),
         (["HLA-A-B-C", "HLA-A/B/C", "HLA.A.B.C"], "hlaabc"),
     ],
@@ -46,7 +48,7 @@ def test_normalize_marker(names, key):
 
 
 def test_strip_keeps_plain_names():
-    for n in ["CD8a", "HLA-DR", "PD.1", "CD45RA", "TCRVa7.2", "IgD", "CD158e1", "LOX-1"]:
+    for n in ["CD8a", "HLA-DR", "PD.1", "CD45RA", "TCRVa7.2", "IgD", "CD158e1", "LOX-1", "Ki67", "TCR-ab", "Nd145"]:
         assert strip_marker_decorations(n) == n
     assert strip_marker_decorations("CD8a_TotalSeqB") == "CD8a"
 

@@ -47,12 +47,13 @@ _GREEK = {
 # Decorations that some pipelines add to antibody names.
 _PREFIX_RE = re.compile(r"^(?:adt|cite|prot|protein|ab|anti)[_\-.: ]+", re.IGNORECASE)
 _SUFFIX_RE = re.compile(
-    r"[_\-.: ]+(?:totalseq[_\-.]?[a-d]?|adt|prot|protein|antibody|ab|cite)$|(?<=[a-z0-9])(?:_?totalseq[a-d])$",
+    r"[_\-.: ]+(?:totalseq[_\-.]?[a-d]?|adt|prot|protein|antibody|cite)$|(?<=[a-z0-9])(?:_?totalseq[a-d])$",
     re.IGNORECASE,
 )
-# CyTOF channel names: "CD45(Sm154)Di", "CD3_Cd110Di", "154Sm_CD45", "Yb176Di_CD8a".
-_METAL_SUFFIX_RE = re.compile(r"[_\-. ]*\(?[A-Z][a-z]?\d{2,3}\)?D[di]$")
-_METAL_PREFIX_RE = re.compile(r"^(?:\d{2,3}[A-Z][a-z]?|[A-Z][a-z]?\d{2,3})(?:D[di])?[_\-. ]+")
+# CyTOF channel names: "CD45(Sm154)Di", "CD3_Cd110Di", "154Sm_CD45", "Yb176Di_CD8a" (metals used as tags).
+_METALS = "La|Ce|Pr|Nd|Sm|Eu|Gd|Tb|Dy|Ho|Er|Tm|Yb|Lu|In|Y|Pt|Bi|Cd|Ir|Rh|Ba|Cs|Pd|Hf|Ta|Au|Ag|Sn|Ru|I"
+_METAL_SUFFIX_RE = re.compile(rf"[_\-. ]*\(?(?:{_METALS})\d{{2,3}}\)?D[di]$")
+_METAL_PREFIX_RE = re.compile(rf"^(?:\d{{2,3}}(?:{_METALS})|(?:{_METALS})\d{{2,3}})(?:D[di])?[_\-. ]+")
 _NON_ALNUM_RE = re.compile(r"[^0-9a-z]+")
 
 
