@@ -260,7 +260,7 @@ def chain(mods: Sequence[Modality], cfg: Any, paired: bool) -> Integration:
     return Integration(prep, paired, order)
 
 
-BUILDERS: dict[str, Callable[[Any], Integration]] = {
+SHARED_BUILDERS: dict[str, Callable[[Any], Integration]] = {
     "synthetic": synthetic,
     "bmmc_cite": bmmc_cite,
     "pbmc5k_cite": pbmc5k_cite,
@@ -270,10 +270,16 @@ BUILDERS: dict[str, Callable[[Any], Integration]] = {
 }
 
 
+def builders() -> dict[str, Callable[[Any], Integration]]:
+    """Every builder by name: the shared-file ones here and the paper datasets' (downloaded) ones."""
+    from .paper_builders import PAPER_BUILDERS  # imported late: it builds on this module
+
+    return {**SHARED_BUILDERS, **PAPER_BUILDERS}
+
+
 def build(cfg: Any) -> Integration:
     """Build the integration inputs named by `cfg.name`."""
-    try:
-        builder = BUILDERS[cfg.name]
-    except KeyError:
-        raise ValueError(f"unknown data.name={cfg.name!r}; known: {sorted(BUILDERS)}") from None
-    return builder(cfg)
+    known = builders()
+    if cfg.name not in known:
+        raise ValueError(f"unknown data.name={cfg.name!r}; known: {sorted(known)}")
+    return known[cfg.name](cfg)
