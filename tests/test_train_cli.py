@@ -132,7 +132,7 @@ def test_resume_continues_from_the_checkpoint(tmp_path):
     assert resumed["final_step"] == 40
     history = pd.read_csv(tmp_path / "loss_history.csv")
     assert list(history["step"]) == list(range(1, 41))
-    uninterrupted = run(_compose([*common, "train.steps=40"]), tmp_path / "straight")
+    run(_compose([*common, "train.steps=40"]), tmp_path / "straight")
     np.testing.assert_allclose(
         history["loss_total"], pd.read_csv(tmp_path / "straight" / "loss_history.csv")["loss_total"], rtol=1e-5
     )
