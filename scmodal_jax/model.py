@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -56,6 +57,7 @@ class SCMODAL:
         self._state: TrainState | None = None
         self.link_widths: tuple[int, ...] | None = None
         self.latent_: list[np.ndarray] | None = None
+        self.preprocessing_: dict[str, Any] | None = None
         self.history_: pd.DataFrame = pd.DataFrame(columns=["step", *METRIC_NAMES])
         self._encode_fns: dict[int, Callable] = {}
         self._decode_fns: dict[int, Callable] = {}
@@ -63,16 +65,26 @@ class SCMODAL:
     # ------------------------------------------------------------------ training
     def fit(
         self,
-        datasets: Sequence[Any],
-        links: Any,
+        datasets: Sequence[Any] | Any,
+        links: Any = None,
         resume_from: str | Path | None = None,
         callback: Callable[[int, dict[str, float]], None] | None = None,
     ) -> SCMODAL:
         """Train on `datasets` (N matrices or AnnData) linked by `links` (N-1 (L_i, R_i) pairs or first_columns(s)).
 
+        `datasets` may also be a recipe's `Prepared` inputs (`scmodal_jax.data.recipes`): its link matrices are
+        used when `links` is None, and its modality names, feature names and scaling statistics are stored with
+        the model (so new cells can be mapped and results named later).
         `callback(step, metrics)` is called at each logging point with host-side floats (means over the steps
         since the last one).
         """
+        if hasattr(datasets, "link_matrices") and hasattr(datasets, "datasets"):
+            prepared = datasets
+            datasets = prepared.datasets
+            links = prepared.link_matrices() if links is None else links
+            self.preprocessing_ = preprocessing_record(prepared)
+        if links is None:
+            raise ValueError("links are required: a list of (L_i, R_i) pairs or scm.first_columns(s)")
         xs = check_datasets(datasets)
         link_mats = check_links(links, xs)
         n_features = tuple(x.shape[1] for x in xs)
@@ -161,8 +173,18 @@ class SCMODAL:
             raise RuntimeError("this SCMODAL model is not fitted yet; call fit() or SCMODAL.load()")
         return self._nets
 
-    def _check_modality(self, modality: int, name: str) -> int:
+    @property
+    def modalities(self) -> list[str]:
+        """Modality names (from the recipe that prepared the data), else "0", "1", ..."""
+        names = (self.preprocessing_ or {}).get("modalities")
+        return list(names) if names else [str(i) for i in range(self.n_datasets)]
+
+    def _check_modality(self, modality: int | str, name: str) -> int:
         nets = self._check_fitted()
+        if isinstance(modality, str):
+            if modality not in self.modalities:
+                raise ValueError(f"{name}={modality!r} is not a modality of this model: {self.modalities}")
+            return self.modalities.index(modality)
         if not isinstance(modality, (int, np.integer)) or not 0 <= modality < nets.n_datasets:
             raise ValueError(f"{name}={modality!r} is not a modality index in [0, {nets.n_datasets})")
         return int(modality)
@@ -188,7 +210,7 @@ class SCMODAL:
             out[start : start + len(chunk)] = np.asarray(fn(params, jnp.asarray(padded)))[: len(chunk)]
         return out
 
-    def transform(self, X: Any, modality: int = 0, batch_size: int = 8192) -> np.ndarray:
+    def transform(self, X: Any, modality: int | str = 0, batch_size: int = 8192) -> np.ndarray:
         """E_modality(X): the shared latent of cells of one modality (n x n_latent numpy array)."""
         modality = self._check_modality(modality, "modality")
         x = as_matrix(X, "X")
@@ -197,7 +219,7 @@ class SCMODAL:
             raise ValueError(f"X has {x.shape[1]} features but modality {modality} was trained on {expected}")
         return self._batched(self._encoder(modality), x, self.hp.n_latent, min(batch_size, max(len(x), 1)))
 
-    def impute(self, X: Any, source: int, target: int, batch_size: int = 8192) -> np.ndarray:
+    def impute(self, X: Any, source: int | str, target: int | str, batch_size: int = 8192) -> np.ndarray:
         """G_target(E_source(X)): cells of modality `source` in the feature space of modality `target`."""
         source = self._check_modality(source, "source")
         target = self._check_modality(target, "target")
@@ -223,6 +245,7 @@ class SCMODAL:
             "n_features": list(nets.n_features),
             "link_widths": list(self.link_widths or ()),
             "history": history,
+            "preprocessing": self.preprocessing_,
         }
         return checkpoint.save(path, self._state, meta)
 
@@ -236,4 +259,29 @@ class SCMODAL:
         model._state = checkpoint.restore(path, template)
         model.link_widths = tuple(meta["link_widths"])
         model.history_ = pd.DataFrame(meta.get("history", {}), columns=["step", *METRIC_NAMES])
+        model.preprocessing_ = meta.get("preprocessing")
         return model
+
+
+def preprocessing_record(prepared: Any) -> dict[str, Any]:
+    """What a recipe did, in JSON-able form: modality and feature names, per-feature scaling, recipe info."""
+    scaling = []
+    for sc in prepared.scaling:
+        if sc is None or sc.mean is None:
+            scaling.append(None)
+        else:
+            scaling.append({"mean": np.asarray(sc.mean).tolist(), "std": np.asarray(sc.std).tolist(),
+                            "max_value": sc.max_value})  # fmt: skip
+    info = {}
+    for key, value in dict(getattr(prepared, "info", {}) or {}).items():
+        try:
+            json.dumps(value)
+        except TypeError:
+            continue
+        info[key] = value
+    return {
+        "modalities": [str(m) for m in prepared.modalities],
+        "feature_names": [[str(f) for f in names] for names in prepared.feature_names],
+        "scaling": scaling,
+        "info": info,
+    }

@@ -103,7 +103,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         if resume is not None:
             log.info("resuming from %s", resume)
         t0 = time.perf_counter()
-        model.fit(prep.datasets, prep.link_matrices(), resume_from=resume, callback=on_log)
+        model.fit(prep, resume_from=resume, callback=on_log)
         fit_seconds = time.perf_counter() - t0
         model.save(run_dir / CHECKPOINT_DIR)
         model.history_.to_csv(run_dir / "loss_history.csv", index=False)

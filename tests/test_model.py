@@ -124,3 +124,34 @@ def test_unknown_hyperparameter_and_unfitted_model():
         scm.SCMODAL(batch_size=0)
     with pytest.raises(RuntimeError, match="not fitted"):
         scm.SCMODAL().transform(np.zeros((2, 2)))
+
+
+def test_fit_from_prepared_inputs_records_preprocessing(tmp_path):
+    from scmodal_jax.data.recipes import LinkBlock, Prepared, Scaling
+
+    rng = np.random.default_rng(5)
+    x0 = rng.normal(size=(60, 6)).astype(np.float32)
+    x1 = rng.normal(size=(50, 4)).astype(np.float32)
+    prep = Prepared(
+        datasets=[x0, x1],
+        modalities=["rna", "protein"],
+        feature_names=[[f"g{i}" for i in range(6)], ["CD3", "CD4", "p2", "p3"]],
+        links=[LinkBlock(pair=(0, 1), names=[("g0", "CD3"), ("g1", "CD4")], left_cols=np.arange(2),
+                         right_cols=np.arange(2))],
+        linked=[np.arange(6) < 2, np.arange(4) < 2],
+        scaling=[Scaling(np.arange(6.0), np.ones(6), 10.0), Scaling(None, None, None)],
+        obs=[None, None],
+        info={"recipe": "test", "not_json": np.zeros(2)},
+    )  # fmt: skip
+    model = _model(10).fit(prep)
+    np.testing.assert_array_equal(model.transform(x1, modality="protein"), model.latent_[1])
+    np.testing.assert_array_equal(model.impute(x0, "rna", "protein"), model.impute(x0, 0, 1))
+    with pytest.raises(ValueError, match="'atac' is not a modality"):
+        model.transform(x0, modality="atac")
+    model.save(tmp_path / "m")
+    loaded = scm.SCMODAL.load(tmp_path / "m")
+    assert loaded.modalities == ["rna", "protein"]
+    assert loaded.preprocessing_["feature_names"][1] == ["CD3", "CD4", "p2", "p3"]
+    assert loaded.preprocessing_["scaling"][0]["mean"] == list(np.arange(6.0))
+    assert loaded.preprocessing_["scaling"][1] is None
+    assert loaded.preprocessing_["info"] == {"recipe": "test"}
