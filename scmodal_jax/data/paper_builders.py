@@ -19,7 +19,9 @@ tonsil          MaxFuse tonsil CODEX +     CODEX + RNA (unpaired), ``prepare_rna
 
 ``data.options``: the keys documented by each builder are its own (loader and builder settings, e.g.
 ``donor``, ``annotation``); every other key is passed to the recipe as a keyword argument (e.g.
-``table``, ``max_value``). ``progress`` (default true) shows download progress bars.
+``table``, ``max_value``). ``progress`` (default true) shows download progress bars. The data configs
+list each builder's keys, so they are overridden as ``data.options.KEY=...``; a key they do not list is
+added with ``+data.options.KEY=...``.
 """
 
 from __future__ import annotations
@@ -82,6 +84,11 @@ def _top_genes(X: Any, n_top: int | None, exclude: np.ndarray | None = None) -> 
     if n_top is None or n_top >= candidates.size:
         return candidates
     return select_hvg(X, n_top_genes=int(n_top), exclude=exclude)
+
+
+def _n_hvg_atac(cfg: Any, opts: dict[str, Any]) -> int | None:
+    value = opts.pop("n_hvg_atac", None)
+    return cfg.n_hvg if value is None else int(value)
 
 
 @dataclass
@@ -212,7 +219,7 @@ def teaseq(cfg: Any) -> Integration:
     chained ADT - RNA - ATAC (order ``data.order``) as in the paper.
 
     Features as in the paper's tutorial: ADT all antibodies; RNA the genes linked to the ADT panel plus the
-    ``data.n_hvg`` (paper: 1000) most variable other genes; ATAC the ``options.n_hvg_atac`` (default
+    ``data.n_hvg`` (paper: 1000) most variable other genes; ATAC the ``options.n_hvg_atac`` (null:
     ``data.n_hvg``) most variable gene-activity genes, of which those also in the RNA features link RNA and
     ATAC, through ``data.joint_pca`` (paper: 30) joint principal components. Gene activity: peaks summed
     over gene body + 2 kb upstream (:func:`~scmodal_jax.data.gene_activity.gene_activity`) with the hg38
@@ -226,7 +233,7 @@ def teaseq(cfg: Any) -> Integration:
     opts = _options(cfg)
     load = _loader_kwargs(cfg, opts)
     annotation = _annotation(cfg, opts)
-    n_hvg_atac = opts.pop("n_hvg_atac", cfg.n_hvg)
+    n_hvg_atac = _n_hvg_atac(cfg, opts)
     ga_kwargs = dict(opts.pop("gene_activity", None) or {})
     _no_options_left("teaseq", opts)
     rna, atac, adt = paper.teaseq_pbmc(**load)
@@ -257,7 +264,7 @@ def mouse_brain(cfg: Any) -> Integration:
     brain scATAC-seq (fresh 5k) as gene activities: unpaired, as in the paper's tutorial.
 
     Features as in the tutorial: the ``data.n_hvg`` (paper: 1000) most variable RNA genes and the
-    ``options.n_hvg_atac`` (default ``data.n_hvg``) most variable gene-activity genes; the genes in both
+    ``options.n_hvg_atac`` (null: ``data.n_hvg``) most variable gene-activity genes; the genes in both
     sets are the links (``data.joint_pca`` null: no joint PCA). Gene activity needs an mm10 gene annotation
     (GTF/BED/TSV), which the project does not ship: ``options.annotation`` is required.
 
@@ -277,7 +284,7 @@ def mouse_brain(cfg: Any) -> Integration:
             "or the cellranger mm10 genes.gtf, a BED file or a gene_name/chrom/start/end/strand TSV)"
         )
     load = _loader_kwargs(cfg, opts)
-    n_hvg_atac = opts.pop("n_hvg_atac", cfg.n_hvg)
+    n_hvg_atac = _n_hvg_atac(cfg, opts)
     ga_kwargs = dict(opts.pop("gene_activity", None) or {})
     rna = paper.mouse_brain_rna(label_key=opts.pop("rna_label", "TaxonomyRank4"), **load)
     atac = paper.mouse_brain_atac(**load)
