@@ -98,6 +98,10 @@ def test_citeseq_pbmc_end_to_end(tmp_path):
     assert integrated.n_obs == 2 * n
     assert np.isfinite(metrics["foscttm"]) and np.isfinite(metrics["label_transfer_accuracy"])
     assert "Doublet" not in set(integrated.obs["cell_type"])
+    integ = builders.build(_compose(["+experiment=citeseq_pbmc", f"data.cache_dir={tmp_path / 'cache'}"]).data)
+    links = integ.prepared.links[0].names  # (gene, protein)
+    assert integ.paired and ("CD3E", "CD3-1") in links and ("CD4", "CD4-2") in links and ("MS4A1", "CD20") in links
+    assert "PECAM1" not in {g for g, _ in links}
 
 
 def test_bmc_cytof_end_to_end_with_cite_labels(tmp_path):
