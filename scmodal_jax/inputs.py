@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from .rows import as_row_source, densify, iter_blocks
+
 
 @dataclass(frozen=True)
 class FirstColumns:
@@ -38,47 +40,27 @@ def first_columns(s: int | Sequence[int]) -> FirstColumns:
 
 def as_matrix(x: Any, name: str) -> np.ndarray:
     """A finite float32 2-D numpy array from a numpy/scipy/pandas/AnnData input, or a ValueError naming `name`."""
-    if hasattr(x, "X") and hasattr(x, "obs_names"):  # AnnData without importing anndata
-        x = x.X
-        if x is None:
-            raise ValueError(f"{name}: the AnnData object has no .X")
-        if hasattr(x, "to_memory"):  # backed dataset
-            x = x.to_memory()
-    if sp.issparse(x):
-        if not np.issubdtype(x.dtype, np.number) and x.dtype != np.bool_:
-            raise ValueError(f"{name}: non-numeric sparse data of dtype {x.dtype}")
-        x = x.toarray()
-    elif hasattr(x, "to_numpy") and hasattr(x, "columns"):  # pandas DataFrame
-        try:
-            x = x.to_numpy(dtype=np.float32)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"{name}: non-numeric data in the DataFrame ({err})") from None
-    x = np.asarray(x)
-    if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
-        raise ValueError(f"{name}: non-numeric data of dtype {x.dtype}")
-    if np.iscomplexobj(x):
-        raise ValueError(f"{name}: complex data is not supported")
-    if x.ndim != 2:
-        raise ValueError(f"{name}: expected a 2-D matrix (cells x features), got shape {x.shape}")
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    bad = ~np.isfinite(x)
-    if bad.any():
-        rows, cols = np.nonzero(bad)
-        kind = "NaN" if np.isnan(x[rows[0], cols[0]]) else "inf"
-        raise ValueError(
-            f"{name}: {int(bad.sum())} non-finite value(s) ({kind} first at row {rows[0]}, column {cols[0]})"
-        )
-    return x
+    return densify(as_row_source(x, name))
 
 
-def check_datasets(datasets: Sequence[Any]) -> list[np.ndarray]:
+def _leading_columns(source: Any, s: int) -> np.ndarray:
+    if isinstance(source, np.ndarray):
+        return source[:, :s]
+    out = np.empty((source.shape[0], s), np.float32)
+    for start, block in iter_blocks(source):
+        out[start : start + len(block)] = block[:, :s]
+    return out
+
+
+def check_datasets(datasets: Sequence[Any]) -> list[Any]:
+    """Validated row sources (dense, CSR or backed; see `scmodal_jax.rows`), one per dataset."""
     if isinstance(datasets, (np.ndarray,)) or sp.issparse(datasets) or not isinstance(datasets, Sequence):
         raise ValueError("datasets must be a list of N >= 2 matrices (one per modality)")
     if len(datasets) < 2:
         raise ValueError(f"scMODAL needs at least 2 datasets, got {len(datasets)}")
     out = []
     for i, x in enumerate(datasets):
-        m = as_matrix(x, f"dataset {i}")
+        m = as_row_source(x, f"dataset {i}")
         if m.shape[0] < 2:
             raise ValueError(f"dataset {i} has {m.shape[0]} cell(s); at least 2 are needed")
         if m.shape[1] < 1:
@@ -87,8 +69,8 @@ def check_datasets(datasets: Sequence[Any]) -> list[np.ndarray]:
     return out
 
 
-def check_links(links: Any, datasets: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Link matrices (L_i, R_i) for each consecutive pair, checked against the datasets' cell counts."""
+def check_links(links: Any, datasets: Sequence[Any]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Dense link matrices (L_i, R_i) for each consecutive pair, checked against the datasets' cell counts."""
     n_pairs = len(datasets) - 1
     if isinstance(links, FirstColumns):
         out = []
@@ -99,7 +81,7 @@ def check_links(links: Any, datasets: Sequence[np.ndarray]) -> list[tuple[np.nda
                         f"first_columns({s}) for pair ({i}, {i + 1}): dataset {j} has only "
                         f"{datasets[j].shape[1]} features"
                     )
-            out.append((datasets[i][:, :s], datasets[i + 1][:, :s]))
+            out.append((_leading_columns(datasets[i], s), _leading_columns(datasets[i + 1], s)))
         return out
     if not isinstance(links, Sequence) or isinstance(links, (str, bytes)):
         raise ValueError("links must be a list of (L_i, R_i) pairs or scm.first_columns(s)")

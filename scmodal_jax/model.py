@@ -14,10 +14,12 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import checkpoint
+from . import checkpoint, rows
+from .devices import choose_data_mode, make_mesh, place, replicated, stacked_rows
 from .hparams import Hyperparameters
-from .inputs import as_matrix, check_datasets, check_links
+from .inputs import check_datasets, check_links
 from .step import METRIC_NAMES, Networks, Trainer, TrainState, decode, encode, init_state
+from .streaming import BatchStream
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +31,13 @@ class SCMODAL:
     """Integration of N >= 2 unpaired single-cell datasets linked by a few shared features.
 
     Parameters are the hyperparameters of `scmodal_jax.hparams.Hyperparameters` (defaults are the original's),
-    plus host-side options: `progress` (a progress bar), `log_every` (steps between metric syncs to the host;
-    defaults to `steps_per_call`), `checkpoint_dir` / `checkpoint_every` (periodic resumable checkpoints).
+    plus host-side options that do not change what is computed:
+    `progress` (a progress bar), `log_every` (steps between metric syncs to the host; defaults to
+    `steps_per_call`), `checkpoint_dir` / `checkpoint_every` (periodic resumable checkpoints),
+    `devices` ("auto" = every local device, or N: batch rows sharded over N devices, parameters replicated),
+    `data_mode` ("device": data resident on the device; "stream": batches gathered on the host from dense,
+    sparse or backed data and prefetched; "auto": device when the dense data take at most half the device's
+    memory), `prefetch` (streamed chunks prepared ahead) and `stream_chunk_mb` (size cap of one streamed chunk).
     """
 
     def __init__(
@@ -44,6 +51,10 @@ class SCMODAL:
         log_every: int | None = None,
         checkpoint_dir: str | Path | None = None,
         checkpoint_every: int | None = None,
+        devices: int | str | None = "auto",
+        data_mode: str = "auto",
+        prefetch: int = 2,
+        stream_chunk_mb: float = 256.0,
         **hyperparameters: Any,
     ):
         self.hp = Hyperparameters.from_kwargs(
@@ -53,6 +64,11 @@ class SCMODAL:
         self.log_every = log_every
         self.checkpoint_dir = checkpoint_dir
         self.checkpoint_every = checkpoint_every
+        self.devices = devices
+        self.data_mode = data_mode
+        self.prefetch = prefetch
+        self.stream_chunk_mb = stream_chunk_mb
+        self._mesh = None
         self._nets: Networks | None = None
         self._state: TrainState | None = None
         self.link_widths: tuple[int, ...] | None = None
@@ -97,8 +113,15 @@ class SCMODAL:
         self.link_widths = widths
         self._encode_fns, self._decode_fns = {}, {}
 
-        data = jax.device_put((tuple(xs), tuple(link_mats)))
-        self._train_loop(data, callback)
+        self._mesh = make_mesh(self.devices, self.hp.batch_size)
+        self._state = place(self._state, replicated(self._mesh))
+        dense_bytes = sum(rows.dense_nbytes(x) for x in xs) + sum(a.nbytes + b.nbytes for a, b in link_mats)
+        mode = choose_data_mode(self.data_mode, dense_bytes)
+        if mode == "device":
+            data = place((tuple(rows.densify(x) for x in xs), tuple(link_mats)), replicated(self._mesh))
+            self._train_loop(callback, data=data)
+        else:
+            self._train_loop(callback, sources=xs, links=link_mats)
         self.latent_ = [self.transform(x, modality=i) for i, x in enumerate(xs)]
         return self
 
@@ -120,29 +143,52 @@ class SCMODAL:
         self._state = checkpoint.restore(path, template)
         self.history_ = pd.DataFrame(meta.get("history", {}), columns=["step", *METRIC_NAMES])
 
-    def _train_loop(self, data, callback) -> None:
+    def _schedule(self, start: int, max_chunk: int) -> list[tuple[int, int]]:
+        """(first step, n steps) of each host call: chunks stop at every logging and checkpoint boundary."""
         hp = self.hp
-        trainer = Trainer.for_networks(self._nets)
-        start = int(self._state["step"])
-        log_every = self.log_every or hp.steps_per_call
-        boundaries = [log_every]
+        boundaries = [self.log_every or hp.steps_per_call]
         if self.checkpoint_dir is not None and self.checkpoint_every:
             boundaries.append(self.checkpoint_every)
-        pending: list[dict[str, jax.Array]] = []
-        step = start
-        bar = tqdm(total=hp.steps, initial=start, disable=not self.progress, desc="scMODAL", unit="step")
+        chunks, step = [], start
+        while step < hp.steps:
+            next_stop = min([hp.steps] + [(step // b + 1) * b for b in boundaries])
+            n = min(hp.steps_per_call, max_chunk, next_stop - step)
+            chunks.append((step, n))
+            step += n
+        return chunks
+
+    def _train_loop(self, callback, data=None, sources=None, links=None) -> None:
+        hp = self.hp
+        trainer = Trainer.for_networks(self._nets, self._mesh)
+        start = int(self._state["step"])
+        log_every = self.log_every or hp.steps_per_call
         log.info(
-            "training on %s (%d device(s)), steps %d -> %d",
+            "training on %s with %d of %d device(s), %s data, steps %d -> %d",
             jax.default_backend(),
+            1 if self._mesh is None else self._mesh.size,
             jax.device_count(),
+            "device-resident" if data is not None else "streamed",
             start,
             hp.steps,
         )
-        while step < hp.steps:
-            # Each chunk stops at the next logging or checkpoint boundary so both happen exactly on schedule.
-            next_stop = min([hp.steps] + [(step // b + 1) * b for b in boundaries])
-            n = min(hp.steps_per_call, next_stop - step)
-            self._state, metrics = trainer.run(self._state, data, n)
+        if data is not None:
+            schedule = self._schedule(start, hp.steps_per_call)
+            chunks = ((n, lambda state, n=n: trainer.run(state, data, n)) for _, n in schedule)
+        else:
+            row_bytes = 4 * (sum(s.shape[1] for s in sources) + sum(a.shape[1] + b.shape[1] for a, b in links))
+            max_chunk = max(1, int(self.stream_chunk_mb * 2**20 // (row_bytes * hp.batch_size)))
+            schedule = self._schedule(start, max_chunk)
+            key = np.asarray(jax.device_get(self._state["key"]))
+            stream = BatchStream(sources, links, hp.batch_size, key, schedule, stacked_rows(self._mesh), self.prefetch)
+            chunks = (
+                (n, lambda state, batch=batch: trainer.run_batches(state, batch))
+                for (_, n), batch in zip(schedule, stream, strict=True)
+            )
+        pending: list[dict[str, jax.Array]] = []
+        step = start
+        bar = tqdm(total=hp.steps, initial=start, disable=not self.progress, desc="scMODAL", unit="step")
+        for n, run_chunk in chunks:
+            self._state, metrics = run_chunk(self._state)
             pending.append(metrics)
             step += n
             if step % log_every == 0 or step == hp.steps:
@@ -199,25 +245,33 @@ class SCMODAL:
             self._decode_fns[modality] = jax.jit(lambda params, z: decode(self._nets, params, z, modality))
         return self._decode_fns[modality]
 
-    def _batched(self, fn: Callable, x: np.ndarray, out_dim: int, batch: int) -> np.ndarray:
-        out = np.empty((x.shape[0], out_dim), np.float32)
+    def _predict_params(self):
         params = self._state["gen"]
-        for start in range(0, x.shape[0], batch):
-            chunk = x[start : start + batch]
-            # Padding every chunk to the batch size keeps one compiled shape for all chunks.
-            padded = np.zeros((batch, x.shape[1]), np.float32)
-            padded[: len(chunk)] = chunk
-            out[start : start + len(chunk)] = np.asarray(fn(params, jnp.asarray(padded)))[: len(chunk)]
+        # Prediction runs on one device; replicated training parameters are read from the first.
+        return params if self._mesh is None else jax.device_put(params, jax.local_devices()[0])
+
+    def _batched(self, fn: Callable, source: Any, out_dim: int, batch: int, params=None) -> np.ndarray:
+        out = np.empty((source.shape[0], out_dim), np.float32)
+        params = self._predict_params() if params is None else params
+        padded = np.zeros((batch, source.shape[1]), np.float32)
+        for start, block in rows.iter_blocks(source, batch):
+            # Padding every block to the batch size keeps one compiled shape for all blocks.
+            padded[: len(block)] = block
+            padded[len(block) :] = 0.0
+            out[start : start + len(block)] = np.asarray(fn(params, jnp.asarray(padded)))[: len(block)]
         return out
 
     def transform(self, X: Any, modality: int | str = 0, batch_size: int = 8192) -> np.ndarray:
-        """E_modality(X): the shared latent of cells of one modality (n x n_latent numpy array)."""
+        """E_modality(X): the shared latent of cells of one modality (n x n_latent numpy array).
+
+        X may be dense, sparse or backed; it is encoded `batch_size` rows at a time.
+        """
         modality = self._check_modality(modality, "modality")
-        x = as_matrix(X, "X")
+        x = rows.as_row_source(X, "X")
         expected = self._nets.n_features[modality]
         if x.shape[1] != expected:
             raise ValueError(f"X has {x.shape[1]} features but modality {modality} was trained on {expected}")
-        return self._batched(self._encoder(modality), x, self.hp.n_latent, min(batch_size, max(len(x), 1)))
+        return self._batched(self._encoder(modality), x, self.hp.n_latent, min(batch_size, max(x.shape[0], 1)))
 
     def impute(self, X: Any, source: int | str, target: int | str, batch_size: int = 8192) -> np.ndarray:
         """G_target(E_source(X)): cells of modality `source` in the feature space of modality `target`."""

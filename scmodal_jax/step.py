@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 from jax import lax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from . import losses
 from .hparams import Hyperparameters
@@ -25,6 +26,8 @@ from .nets import Discriminators, Generators
 TrainState = dict[str, Any]
 # data = (datasets, links): datasets a tuple of (n_i, p_i) arrays, links a tuple of (L_i, R_i) pairs.
 Data = tuple[tuple[jax.Array, ...], tuple[tuple[jax.Array, jax.Array], ...]]
+# A batch has the same structure as the data: (per-dataset rows, per-pair link rows).
+Batch = Data
 
 METRIC_NAMES = (
     "loss_d",
@@ -94,26 +97,57 @@ def init_state(hp: Hyperparameters, n_features: Sequence[int]) -> tuple[Networks
     return Networks(hp, tuple(int(p) for p in n_features), gen_graph, disc_graph), state
 
 
-def _sample_batch(key: jax.Array, data: Data, batch_size: int):
-    """B rows per dataset, with replacement, independently; link rows follow their dataset's rows."""
+def sample_indices(key: jax.Array, step: jax.Array, n_cells: Sequence[int], batch_size: int) -> list[jax.Array]:
+    """Row indices of one step's batch: B per dataset, with replacement, independently.
+
+    Folding the step into a fixed base key makes every step's randomness independent of how steps are
+    grouped into host calls (a resumed run replays an uninterrupted one) and of where the indices are drawn
+    (on the device for in-memory data, on the host for streamed data).
+    """
+    keys = jax.random.split(jax.random.fold_in(key, step), len(n_cells))
+    return [jax.random.randint(k, (batch_size,), 0, n) for k, n in zip(keys, n_cells, strict=True)]
+
+
+def gather_batch(data: Data, idx: Sequence[jax.Array]) -> Batch:
+    """The rows `idx` of every dataset; link rows follow their dataset's rows."""
     datasets, links = data
-    keys = jax.random.split(key, len(datasets))
-    idx = [jax.random.randint(k, (batch_size,), 0, x.shape[0]) for k, x in zip(keys, datasets, strict=True)]
-    xs = [x[i] for x, i in zip(datasets, idx, strict=True)]
-    link_rows = [(left[idx[p]], right[idx[p + 1]]) for p, (left, right) in enumerate(links)]
+    xs = tuple(x[i] for x, i in zip(datasets, idx, strict=True))
+    link_rows = tuple((left[idx[p]], right[idx[p + 1]]) for p, (left, right) in enumerate(links))
     return xs, link_rows
+
+
+def _sample_batch(key: jax.Array, data: Data, batch_size: int) -> Batch:
+    """Batch of a step whose folded key is `key` (kept for tests that rebuild a step's batch)."""
+    keys = jax.random.split(key, len(data[0]))
+    idx = [jax.random.randint(k, (batch_size,), 0, x.shape[0]) for k, x in zip(keys, data[0], strict=True)]
+    return gather_batch(data, idx)
 
 
 def _disc_loss(discs: Discriminators, zs: Sequence[jax.Array]) -> jax.Array:
     return sum(losses.discriminator_loss(discs(zs[p], p), discs(zs[p + 1], p)) for p in range(len(zs) - 1))
 
 
+def _encode_all(gen_params, nets: Networks, xs) -> list[jax.Array]:
+    gens = nnx.merge(nets.gen_graph, gen_params)
+    return [gens.encode(xs[i], i) for i in range(nets.n_datasets)]
+
+
 def _generator_losses(gen_params, disc_params, nets: Networks, xs, mnn, input_kernels):
+    """Every generator-side term, from the parameters (a convenience for tests)."""
+    zs = _encode_all(gen_params, nets, xs)
+    return _losses_given_latents(gen_params, zs, disc_params, nets, xs, mnn, input_kernels)
+
+
+def _losses_given_latents(gen_params, zs, disc_params, nets: Networks, xs, mnn, input_kernels):
+    """The generator objective with the batch latents zs = E_i(x_i) as an explicit input.
+
+    Taking zs as an input lets the step reuse the encoder pass it already made for the discriminator and
+    back-propagate into the encoders through that pass's VJP, instead of encoding the batch twice.
+    """
     hp = nets.hp
     gens = nnx.merge(nets.gen_graph, gen_params)
     discs = nnx.merge(nets.disc_graph, disc_params)
     n = nets.n_datasets
-    zs = [gens.encode(xs[i], i) for i in range(n)]
     loss_ae = sum(losses.mean_squared_error(gens.decode(zs[i], i), xs[i]) for i in range(n))
     loss_la = 0.0
     loss_anchor = 0.0
@@ -143,21 +177,27 @@ def _generator_losses(gen_params, disc_params, nets: Networks, xs, mnn, input_ke
     return total, parts
 
 
-def train_step(nets: Networks, state: TrainState, data: Data) -> tuple[TrainState, dict[str, jax.Array]]:
-    """One scMODAL step: `d_steps` discriminator updates, then one generator update. Pure."""
+def update_step(
+    nets: Networks, state: TrainState, batch: Batch, mesh: Mesh | None = None
+) -> tuple[TrainState, dict[str, jax.Array]]:
+    """One scMODAL update on a given batch: `d_steps` discriminator updates, then one generator update. Pure.
+
+    With a `mesh`, the batch rows are sharded over its "data" axis and the parameters replicated; the MNN
+    and kernel terms are still those of the whole combined batch (XLA inserts the collectives).
+    """
     hp = nets.hp
     gen_tx = generator_optimizer(hp)
     disc_tx = discriminator_optimizer(hp)
-    # Folding the step into a fixed base key makes every step's randomness independent of how steps are
-    # grouped into host calls, so a resumed run replays an uninterrupted one exactly.
-    step_key = jax.random.fold_in(state["key"], state["step"])
-    xs, link_rows = _sample_batch(step_key, data, hp.batch_size)
+    xs, link_rows = batch
+    if mesh is not None:
+        rows = NamedSharding(mesh, PartitionSpec("data", None))
+        xs, link_rows = jax.lax.with_sharding_constraint((xs, link_rows), rows)
 
     mnn = [losses.mnn_matrix(left, right, hp.k_anchor) for left, right in link_rows]
     input_kernels = [losses.gaussian_kernel(x) for x in xs]
 
-    gens = nnx.merge(nets.gen_graph, state["gen"])
-    zs_fixed = [lax.stop_gradient(gens.encode(xs[i], i)) for i in range(nets.n_datasets)]
+    zs, encoder_vjp = jax.vjp(lambda g: _encode_all(g, nets, xs), state["gen"])
+    zs_fixed = [lax.stop_gradient(z) for z in zs]
 
     def disc_objective(disc_params):
         return _disc_loss(nnx.merge(nets.disc_graph, disc_params), zs_fixed)
@@ -172,8 +212,10 @@ def train_step(nets: Networks, state: TrainState, data: Data) -> tuple[TrainStat
         0, hp.d_steps, disc_update, (state["disc"], state["disc_opt"], jnp.zeros((), jnp.float32))
     )
 
-    grad_fn = jax.value_and_grad(_generator_losses, has_aux=True)
-    (_, parts), grads = grad_fn(state["gen"], disc_params, nets, xs, mnn, input_kernels)
+    grad_fn = jax.value_and_grad(_losses_given_latents, argnums=(0, 1), has_aux=True)
+    (_, parts), (grads_direct, grads_z) = grad_fn(state["gen"], zs, disc_params, nets, xs, mnn, input_kernels)
+    (grads_through_z,) = encoder_vjp(grads_z)
+    grads = jax.tree_util.tree_map(jnp.add, grads_direct, grads_through_z)
     updates, gen_opt = gen_tx.update(grads, state["gen_opt"], state["gen"])
     new_state = {
         "gen": optax.apply_updates(state["gen"], updates),
@@ -187,33 +229,47 @@ def train_step(nets: Networks, state: TrainState, data: Data) -> tuple[TrainStat
     return new_state, metrics
 
 
-class Trainer:
-    """Jitted, donated multi-step runner: `run(state, data, n_steps)` fuses n_steps steps in one `lax.scan`.
+def train_step(
+    nets: Networks, state: TrainState, data: Data, mesh: Mesh | None = None
+) -> tuple[TrainState, dict[str, jax.Array]]:
+    """One step on device-resident data: draw the batch from the state's key, then `update_step`."""
+    n_cells = [x.shape[0] for x in data[0]]
+    idx = sample_indices(state["key"], state["step"], n_cells, nets.hp.batch_size)
+    return update_step(nets, state, gather_batch(data, idx), mesh)
 
-    Use `Trainer.for_networks` to share compiled programs between models of the same architecture.
+
+class Trainer:
+    """Jitted, donated multi-step runners that fuse several steps into one `lax.scan` per host call.
+
+    `run(state, data, n)` draws each step's batch on the device from device-resident data; `run_batches(state,
+    batches)` consumes batches stacked on a leading step axis (streamed from the host). Both give the same
+    steps. Use `Trainer.for_networks` to share compiled programs between models of the same architecture.
     """
 
     _shared: dict[Any, Trainer] = {}
 
-    def __init__(self, nets: Networks):
+    def __init__(self, nets: Networks, mesh: Mesh | None = None):
         self.nets = nets
-        self._compiled: dict[int, Any] = {}
+        self.mesh = mesh
+        self._compiled: dict[Any, Any] = {}
 
     @classmethod
-    def for_networks(cls, nets: Networks) -> Trainer:
+    def for_networks(cls, nets: Networks, mesh: Mesh | None = None) -> Trainer:
         # seed, steps and steps_per_call do not enter the compiled step, so models differing only there share it.
-        key = (dataclasses.replace(nets.hp, seed=0, steps=0, steps_per_call=1), nets.n_features)
+        hp_key = dataclasses.replace(nets.hp, seed=0, steps=0, steps_per_call=1)
+        mesh_key = None if mesh is None else tuple(d.id for d in mesh.devices.flat)
+        key = (hp_key, nets.n_features, mesh_key)
         if key not in cls._shared:
-            cls._shared[key] = cls(nets)
+            cls._shared[key] = cls(nets, mesh)
         return cls._shared[key]
 
     def _runner(self, n_steps: int):
         if n_steps not in self._compiled:
-            nets = self.nets
+            nets, mesh = self.nets, self.mesh
 
             def run(state, data):
                 def body(carry, _):
-                    return train_step(nets, carry, data)
+                    return train_step(nets, carry, data, mesh)
 
                 return lax.scan(body, state, None, length=n_steps)
 
@@ -223,6 +279,17 @@ class Trainer:
     def run(self, state: TrainState, data: Data, n_steps: int) -> tuple[TrainState, dict[str, jax.Array]]:
         """Returns the new state and per-step metrics, each of shape (n_steps,), still on the device."""
         return self._runner(int(n_steps))(state, data)
+
+    def run_batches(self, state: TrainState, batches: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
+        """Steps over host-streamed batches stacked on a leading axis (one entry per step)."""
+        if "batches" not in self._compiled:
+            nets, mesh = self.nets, self.mesh
+
+            def run(state, batches):
+                return lax.scan(lambda carry, batch: update_step(nets, carry, batch, mesh), state, batches)
+
+            self._compiled["batches"] = jax.jit(run, donate_argnums=(0,))
+        return self._compiled["batches"](state, batches)
 
 
 def encode(nets: Networks, gen_params, x: jax.Array, modality: int) -> jax.Array:

@@ -47,8 +47,7 @@ def step_matmul_flops(hp: Hyperparameters, p: list[int], link_widths: list[int])
         )
 
     counts = {
-        # E_i(x_i) once without gradient for the discriminator's inputs.
-        "encode_for_D": sum(2 * b * (pi * h + h * q) for pi in p),
+        # The encoder pass E_i(x_i) is shared by the discriminator updates and the generator loss.
         "D_updates": hp.d_steps * sum(disc(2 * b, True, False) for _ in range(n - 1)),
         "autoencoder": sum(encoder(pi, b, True) + decoder(pi, b) for pi in p),
         # Cross-modal cycle: G_j then E_j on the other dataset's latent, both directions per pair.
