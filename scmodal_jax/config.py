@@ -74,6 +74,10 @@ class TrainConfig:
     resume: bool = False
     resume_from: str | None = None
     progress: bool = True
+    devices: str = "auto"  # "auto" (all devices) or a number: batch rows sharded over that many devices
+    data_mode: str = "auto"  # auto | device | stream (host-sampled batches from sparse/backed data)
+    prefetch: int = 2
+    distributed: bool = False  # call jax.distributed.initialize() first (multi-host launches)
 
 
 @dataclass
@@ -106,7 +110,10 @@ class Config:
 
 
 LOGGERS = ("csv", "wandb", "none")
-_TRAIN_ONLY = {"log_every", "checkpoint_every", "resume", "resume_from", "progress"}
+_TRAIN_ONLY = {
+    "log_every", "checkpoint_every", "resume", "resume_from", "progress", "devices", "data_mode", "prefetch",
+    "distributed",
+}  # fmt: skip
 
 
 def register() -> None:

@@ -22,8 +22,11 @@ DEVICE_DATA_FRACTION = 0.5
 
 
 def resolve_devices(spec: int | str | None) -> list[Any]:
-    """`None`/"auto": every local device of the default backend; an int N: the first N of them."""
-    local = jax.local_devices()
+    """`None`/"auto": every device of the default backend; an int N: the first N of them.
+
+    In a multi-process run (after `jax.distributed.initialize()`) these are the global devices.
+    """
+    local = jax.devices() if jax.process_count() > 1 else jax.local_devices()
     if spec is None or spec == "auto":
         return local
     try:

@@ -68,6 +68,8 @@ def write_outputs(model: SCMODAL, integration: Integration, run_dir: Path) -> Pa
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Everything `main` does, callable without Hydra's decorator (tests, notebooks)."""
     config_module.validate(cfg)
+    if cfg.train.distributed:
+        jax.distributed.initialize()  # coordinator, process count and id from the launcher's environment
     logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every file it writes at INFO
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
@@ -87,6 +89,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         log_every=cfg.train.log_every,
         checkpoint_dir=run_dir / CHECKPOINT_DIR if cfg.train.checkpoint_every else None,
         checkpoint_every=cfg.train.checkpoint_every or None,
+        devices=cfg.train.devices,
+        data_mode=cfg.train.data_mode,
+        prefetch=cfg.train.prefetch,
     )
     run_logger: RunLogger = make_logger(cfg.logger, run_dir, OmegaConf.to_container(cfg, resolve=True))
     clock = {"t": time.perf_counter(), "step": None}
