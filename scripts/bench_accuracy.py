@@ -1,0 +1,329 @@
+"""Integration accuracy on the shared real data: scMODAL (default settings and ablations), the linked features
+alone, and MaxFuse; six metrics, mean and spread over seeds, as markdown tables.
+
+    python scripts/bench_accuracy.py [--datasets pbmc5k_cite bmmc_cite pbmc_cytof] [--methods scmodal linked maxfuse]
+        [--variants full no_gan no_anchor no_geo no_ae] [--seeds 0 1 2] [--steps 10000]
+        [--dataset-steps pbmc5k_cite=2000 ...] [--cache runs.jsonl] [--tables-only]
+
+Every run (dataset, method, variant, seed, steps) appends one JSON line to the cache; runs already there are
+skipped, so an interrupted benchmark resumes and the tables can be rewritten from the cache alone
+(`--tables-only`). `benchmarks/accuracy.md` gets the default-settings rows (scMODAL `full`, `linked`, `maxfuse`),
+`benchmarks/ablations.md` the scMODAL variants side by side.
+
+Paired CITE-seq data are trained as unpaired; the pairing is used only by FOSCTTM and pair distance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+DATASETS = ("pbmc5k_cite", "bmmc_cite", "pbmc_cytof")
+METHODS = ("scmodal", "linked", "maxfuse")
+VARIANTS: dict[str, dict[str, Any]] = {
+    "full": {},
+    "no_gan": {"lambda_gan": 0.0, "d_steps": 0},
+    "no_anchor": {"lambda_anchor": 0.0},
+    "no_geo": {"lambda_geo": 0.0},
+    "no_ae": {"lambda_ae": 0.0, "lambda_la": 0.0},
+}
+VARIANT_LABELS = {
+    "full": "scMODAL (default)",
+    "no_gan": "w/o GAN (lambda_gan=0, d_steps=0)",
+    "no_anchor": "w/o anchor (lambda_anchor=0)",
+    "no_geo": "w/o geometric (lambda_geo=0)",
+    "no_ae": "w/o autoencoder/cycle (lambda_ae=lambda_la=0)",
+}
+METRICS = ("label_transfer_accuracy", "foscttm", "pair_distance", "asw", "mixing_metric", "kbet")
+METRIC_HEADERS = {
+    "label_transfer_accuracy": "label transfer ↑",
+    "foscttm": "FOSCTTM ↓",
+    "pair_distance": "pair distance ↓",
+    "asw": "ASW ↑",
+    "mixing_metric": "mixing ↓",
+    "kbet": "kBET ↑",
+}
+DEFAULT_CACHE = Path(os.environ.get("SCMODAL_BENCH_DIR", "/tmp/scmodal_bench")) / "accuracy_runs.jsonl"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# ---------------------------------------------------------------------------------------------- runs
+def run_key(rec: dict[str, Any]) -> tuple:
+    steps = rec["steps"] if rec["method"] == "scmodal" else 0
+    return (rec["dataset"], rec["method"], rec["variant"], int(rec["seed"]), int(steps))
+
+
+def load_records(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line:
+            out.append(json.loads(line))
+    return out
+
+
+def append_record(path: Path, rec: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as fh:
+        fh.write(json.dumps(rec) + "\n")
+
+
+def build_integration(name: str, data_dir: str):
+    from scmodal_jax.config import DataConfig
+    from scmodal_jax.data.builders import build
+
+    return build(DataConfig(name=name, data_dir=data_dir))
+
+
+def latents_for(method: str, variant: str, integ: Any, seed: int, steps: int) -> tuple[list[np.ndarray], dict]:
+    """The two latents of one run, plus extra fields for the record."""
+    prepared = integ.prepared
+    if method == "linked":
+        return [np.asarray(m) for m in prepared.link_matrices()[0]], {"dims": prepared.link_matrices()[0][0].shape[1]}
+    if method == "maxfuse":
+        from maxfuse_baseline import TUTORIAL, maxfuse_latents
+
+        return maxfuse_latents(prepared, seed=seed), {"settings": TUTORIAL.to_dict()}
+    if method == "scmodal":
+        from scmodal_jax.model import SCMODAL
+
+        model = SCMODAL(steps=steps, seed=seed, progress=False, **VARIANTS[variant]).fit(prepared)
+        return model.latent_, {"hyperparameters": VARIANTS[variant]}
+    raise ValueError(f"unknown method {method!r}")
+
+
+def run_one(method: str, variant: str, dataset: str, integ: Any, seed: int, steps: int) -> dict[str, Any]:
+    from scmodal_jax.metrics import evaluate
+
+    t = time.perf_counter()
+    latents, extra = latents_for(method, variant, integ, seed, steps)
+    fit_s = time.perf_counter() - t
+    metrics = evaluate(latents, integ.prepared.labels, paired=integ.paired, seed=0)
+    return {
+        "dataset": dataset,
+        "method": method,
+        "variant": variant,
+        "seed": int(seed),
+        "steps": int(steps) if method == "scmodal" else 0,
+        "fit_s": round(fit_s, 2),
+        "n_cells": [int(x.shape[0]) for x in integ.prepared.datasets],
+        "n_features": [int(x.shape[1]) for x in integ.prepared.datasets],
+        "paired": bool(integ.paired),
+        **{k: (float(metrics[k]) if k in metrics else None) for k in METRICS},
+        **extra,
+    }
+
+
+def plan(args: argparse.Namespace) -> list[tuple[str, str, str, int, int]]:
+    jobs = []
+    for dataset in args.datasets:
+        steps = args.dataset_steps.get(dataset, args.steps)
+        for method in args.methods:
+            variants = args.variants if method == "scmodal" else ["-"]
+            for variant in variants:
+                for seed in args.seeds:
+                    jobs.append((dataset, method, variant, int(seed), int(steps) if method == "scmodal" else 0))
+    return jobs
+
+
+def run_all(args: argparse.Namespace, command: str) -> None:
+    cache = Path(args.cache)
+    done = {run_key(r) for r in load_records(cache)}
+    integrations: dict[str, Any] = {}
+    for dataset, method, variant, seed, steps in plan(args):
+        key = (dataset, method, variant, seed, steps)
+        if key in done:
+            continue
+        if dataset not in integrations:
+            integrations[dataset] = build_integration(dataset, args.data_dir)
+        print(f"[bench_accuracy] {dataset} {method} {variant} seed={seed} steps={steps}", flush=True)
+        rec = run_one(method, variant, dataset, integrations[dataset], seed, steps)
+        rec["command"] = command
+        append_record(cache, rec)
+        print("   " + ", ".join(f"{k}={rec[k]:.4g}" for k in METRICS if rec[k] is not None) + f" ({rec['fit_s']}s)",
+              flush=True)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------- tables
+def mean_sd(values: Sequence[float], digits: int = 3) -> str:
+    vals = [v for v in values if v is not None and np.isfinite(v)]
+    if not vals:
+        return "n/a"
+    mean = float(np.mean(vals))
+    if len(vals) == 1:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {float(np.std(vals, ddof=1)):.{digits}f}"
+
+
+def row_label(method: str, variant: str) -> str:
+    if method == "scmodal":
+        return VARIANT_LABELS.get(variant, variant)
+    return {"linked": "linked features only", "maxfuse": "MaxFuse 0.0.2 (tutorial, 15 CCA dims)"}.get(method, method)
+
+
+def summary_table(records: Iterable[dict[str, Any]], rows: Sequence[tuple[str, str]]) -> pd.DataFrame:
+    """One row per (method, variant) present: metric means ± sd over seeds (latest steps setting per row)."""
+    records = list(records)
+    out = []
+    for method, variant in rows:
+        recs = [r for r in records if r["method"] == method and (method != "scmodal" or r["variant"] == variant)]
+        if not recs:
+            continue
+        if method == "scmodal":  # the largest step count run for this row
+            top = max(r["steps"] for r in recs)
+            recs = [r for r in recs if r["steps"] == top]
+        row = {"method": row_label(method, variant)}
+        row["steps"] = str(recs[0]["steps"]) if method == "scmodal" else "-"
+        row["seeds"] = str(len({r["seed"] for r in recs}))
+        for m in METRICS:
+            digits = 1 if m == "mixing_metric" else 3
+            row[METRIC_HEADERS[m]] = mean_sd([r.get(m) for r in recs], digits)
+        row["fit s"] = f"{np.mean([r['fit_s'] for r in recs]):.0f}"
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    from scmodal_jax.sweeps import to_markdown as _md
+
+    return _md(table)
+
+
+def dataset_line(recs: list[dict[str, Any]], dataset: str) -> str:
+    r = recs[0]
+    cells = " / ".join(str(n) for n in r["n_cells"])
+    feats = " / ".join(str(n) for n in r["n_features"])
+    pairing = "paired (trained as unpaired; pairing used only for FOSCTTM / pair distance)" if r["paired"] else (
+        "unpaired (FOSCTTM and pair distance do not apply)")  # fmt: skip
+    return f"`{dataset}`: {cells} cells, {feats} features, {pairing}."
+
+
+def commands_block(recs: list[dict[str, Any]]) -> str:
+    cmds = sorted({r.get("command", "?") for r in recs})
+    return "\n".join(f"    {c}" for c in cmds)
+
+
+def write_tables(records: list[dict[str, Any]], out_dir: Path, preamble: dict[str, str] | None = None) -> list[Path]:
+    """Write accuracy.md and ablations.md under `out_dir` from run records; returns the paths written."""
+    preamble = preamble or {}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    datasets = [d for d in DATASETS if any(r["dataset"] == d for r in records)]
+    datasets += sorted({r["dataset"] for r in records} - set(datasets))
+    written = []
+
+    acc = ["# Integration accuracy on the shared real data", ""]
+    acc += [preamble.get("accuracy", _ACCURACY_NOTES), ""]
+    abl = ["# Ablations", ""]
+    abl += [preamble.get("ablations", _ABLATION_NOTES), ""]
+    any_abl = False
+    for d in datasets:
+        recs = [r for r in records if r["dataset"] == d]
+        main_rows = [("scmodal", "full"), ("linked", "-"), ("maxfuse", "-")]
+        main = summary_table(recs, main_rows)
+        if not main.empty:
+            main_recs = [r for r in recs if r["method"] != "scmodal" or r["variant"] == "full"]
+            acc += [f"## {d}", "", dataset_line(recs, d), "", to_markdown(main), "Produced by:", "",
+                    commands_block(main_recs), ""]  # fmt: skip
+        abl_rows = [("scmodal", v) for v in VARIANTS]
+        ab = summary_table(recs, abl_rows)
+        if len(ab) > 1:
+            any_abl = True
+            abl_recs = [r for r in recs if r["method"] == "scmodal"]
+            abl += [f"## {d}", "", dataset_line(recs, d), "", to_markdown(ab), "Produced by:", "",
+                    commands_block(abl_recs), ""]  # fmt: skip
+    path = out_dir / "accuracy.md"
+    path.write_text("\n".join(acc).rstrip() + "\n")
+    written.append(path)
+    if any_abl:
+        path = out_dir / "ablations.md"
+        path.write_text("\n".join(abl).rstrip() + "\n")
+        written.append(path)
+    return written
+
+
+_ACCURACY_NOTES = """\
+Six metrics (`scmodal_jax.metrics.evaluate`, evaluation seed 0; Euclidean distances in every latent):
+label transfer = 1-NN accuracy from the first dataset's cells to the second's; FOSCTTM and pair distance on
+paired data only; ASW of cell-type labels (raw, in [-1, 1]); Seurat mixing metric (k = 300, 5th neighbour;
+lower is better mixed); kBET acceptance rate (k = 25). Values are mean ± sd over training seeds (sd with
+ddof = 1); one value means one seed.
+
+Rows: **scMODAL (default)** = `SCMODAL(steps=..., seed=s)` with every other hyperparameter at its default;
+**linked features only** = the metrics on the linked blocks `prepared.link_matrices()` themselves (no
+training); **MaxFuse** = `scripts/maxfuse_baseline.py` (PyPI `maxfuse` 0.0.2, tutorial settings, first 15 CCA
+dimensions) on the same prepared inputs. `fit s` is the wall time of training / fitting (not of evaluation)
+on this machine."""
+
+_ABLATION_NOTES = """\
+scMODAL with one loss term removed at a time (as in the paper), every other setting at its default; same
+metrics and conventions as `accuracy.md`."""
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def parse_dataset_steps(items: Sequence[str]) -> dict[str, int]:
+    out = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        if not value:
+            raise SystemExit(f"--dataset-steps takes NAME=STEPS, got {item!r}")
+        out[name] = int(value)
+    return out
+
+
+def strip_option(argv: Sequence[str], option: str) -> list[str]:
+    """argv without `option VALUE` / `option=VALUE` (machine-specific paths stay out of the tables)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == option:
+            skip = True
+        elif not a.startswith(option + "="):
+            out.append(a)
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--variants", nargs="+", default=["full"], choices=list(VARIANTS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--steps", type=int, default=10_000, help="scMODAL training steps (the paper's: 10,000)")
+    parser.add_argument("--dataset-steps", nargs="*", default=[], help="per-dataset overrides, NAME=STEPS")
+    parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
+    parser.add_argument("--cache", default=str(DEFAULT_CACHE), help="JSON-lines file of finished runs")
+    parser.add_argument("--out-dir", default=str(ROOT / "benchmarks"))
+    parser.add_argument("--tables-only", action="store_true", help="only rewrite the tables from the cache")
+    parser.add_argument("--no-tables", action="store_true", help="run, but do not write the tables")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    args.dataset_steps = parse_dataset_steps(args.dataset_steps)
+    command = "python scripts/bench_accuracy.py " + " ".join(shlex.quote(a) for a in strip_option(argv, "--cache"))
+    if not args.tables_only:
+        run_all(args, command.strip())
+    if not args.no_tables:
+        for path in write_tables(load_records(Path(args.cache)), Path(args.out_dir)):
+            print(f"[bench_accuracy] wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

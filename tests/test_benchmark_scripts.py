@@ -1,0 +1,133 @@
+"""Smoke tests of the benchmark scripts' bookkeeping and table writing on tiny synthetic inputs (no training)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+sys.path.insert(0, str(SCRIPTS))
+
+import bench_accuracy as ba  # noqa: E402
+import bench_scale as bs  # noqa: E402
+import maxfuse_baseline as mfb  # noqa: E402
+import run_benchmarks as rb  # noqa: E402
+
+
+def _record(dataset, method, variant, seed, steps, paired=True, **metrics):
+    base = {k: 0.5 + 0.01 * seed for k in ba.METRICS}
+    if not paired:
+        base["foscttm"] = base["pair_distance"] = None
+    base.update(metrics)
+    return {
+        "dataset": dataset, "method": method, "variant": variant, "seed": seed, "steps": steps, "fit_s": 1.0,
+        "n_cells": [10, 12], "n_features": [5, 4], "paired": paired, "command": f"python bench {dataset}", **base,
+    }  # fmt: skip
+
+
+def test_mean_sd_formats():
+    assert ba.mean_sd([0.5]) == "0.500"
+    assert ba.mean_sd([1.0, 2.0, 3.0], digits=1) == "2.0 ± 1.0"
+    assert ba.mean_sd([None, float("nan")]) == "n/a"
+
+
+def test_strip_option():
+    argv = ["--cache", "/x/y.jsonl", "--steps", "5", "--cache=/z", "--out-dir", "b"]
+    assert ba.strip_option(argv, "--cache") == ["--steps", "5", "--out-dir", "b"]
+
+
+def test_cache_roundtrip_and_keys(tmp_path):
+    path = tmp_path / "runs.jsonl"
+    rec = _record("d", "linked", "-", 0, 0)
+    ba.append_record(path, rec)
+    ba.append_record(path, _record("d", "scmodal", "full", 1, 300))
+    loaded = ba.load_records(path)
+    assert len(loaded) == 2 and loaded[0]["dataset"] == "d"
+    assert ba.run_key(loaded[1]) == ("d", "scmodal", "full", 1, 300)
+    assert ba.run_key(rec) == ("d", "linked", "-", 0, 0)
+
+
+def test_plan_respects_dataset_steps():
+    args = ba.build_parser().parse_args(["--datasets", "a", "b", "--methods", "scmodal", "linked", "--seeds", "0", "1",
+                                         "--steps", "50", "--dataset-steps", "b=7"])  # fmt: skip
+    args.dataset_steps = ba.parse_dataset_steps(args.dataset_steps)
+    jobs = ba.plan(args)
+    assert ("a", "scmodal", "full", 1, 50) in jobs and ("b", "scmodal", "full", 0, 7) in jobs
+    assert ("b", "linked", "-", 0, 0) in jobs and len(jobs) == 8
+
+
+def test_write_tables(tmp_path):
+    records = [_record("bmmc_cite", "linked", "-", 0, 0, label_transfer_accuracy=0.25)]
+    for seed in range(3):
+        records.append(_record("bmmc_cite", "scmodal", "full", seed, 1000))
+        records.append(_record("bmmc_cite", "scmodal", "full", seed, 100, label_transfer_accuracy=0.0))  # superseded
+        records.append(_record("bmmc_cite", "maxfuse", "-", seed, 0))
+        records.append(_record("pbmc_cytof", "scmodal", "full", seed, 500, paired=False))
+    records.append(_record("bmmc_cite", "scmodal", "no_gan", 0, 1000, kbet=0.9))
+    paths = ba.write_tables(records, tmp_path)
+    assert {p.name for p in paths} == {"accuracy.md", "ablations.md"}
+    acc = (tmp_path / "accuracy.md").read_text()
+    assert "## bmmc_cite" in acc and "## pbmc_cytof" in acc
+    assert "linked features only" in acc and "MaxFuse" in acc
+    assert "0.510 ± 0.010" in acc  # mean ± sd over the three seeds of the 1000-step runs only
+    assert "unpaired" in acc and "n/a" in acc
+    assert "python bench bmmc_cite" in acc
+    abl = (tmp_path / "ablations.md").read_text()
+    assert "w/o GAN" in abl and "0.900" in abl and "pbmc_cytof" not in abl
+
+
+def test_scale_markdown():
+    runs = [{
+        "n": n, "features": [50, 10, 5], "steps": 200, "data_gib": n * 60 * 4 / bs.GIB, "generate_s": 0.1,
+        "ms_per_step": 10.0, "setup_s": 3.0, "encode_s": 0.5, "wall_s": 5.5, "target_steps": 10_000,
+        "extrapolated_wall_s": 103.5, "rss_start_gib": 0.5, "rss_data_gib": 0.6, "peak_rss_gib": 0.9,
+        "latent_shape": [n, 20],
+    } for n in (1000, 10_000)]  # fmt: skip
+    rows = [{"shape": "50,10,5", "ms_per_step": 10.0, "floor_ms": 2.0, "ratio": 5.0, "gflop_per_step": 0.1}]
+    md = bs.scale_markdown(runs, rows, "python scripts/bench_scale.py --ns 1000", "2 CPU cores")
+    assert "10,000" in md and "extrapolat" in md and "| 50,10,5 | 10.0 | 2.0 | 5.00 |" in md
+    assert "0.30" in md  # peak - RSS with data
+
+
+def test_synthetic_pair_shapes_and_links():
+    x1, x2 = bs.synthetic_pair(250, 12, 8, 4, chunk=100)
+    assert x1.shape == (250, 12) and x2.shape == (250, 8) and x1.dtype == np.float32
+    c = np.corrcoef(x1[:, :4].mean(axis=0), x2[:, :4].mean(axis=0))
+    assert np.isfinite(c).all()
+
+
+def test_runner_quick_plan(tmp_path):
+    args = rb.resolve(rb.build_parser().parse_args(["--quick", "--cache", str(tmp_path / "c.jsonl")]))
+    assert args.steps == 200 and args.seeds == 1 and args.scale_ns == [10_000]
+    assert "benchmarks" not in Path(args.out_dir).parts[-1:]  # quick runs never overwrite the real tables
+    calls = rb.accuracy_argv(args)
+    assert len(calls) == 3 and "no_gan" in calls[2] and calls[1][calls[1].index("--steps") + 1] == "200"
+    full = rb.resolve(rb.build_parser().parse_args(["--steps", "2000", "--dataset-steps", "pbmc_cytof=3000"]))
+    assert full.seeds == 3 and full.scale_ns[-1] == 1_000_000
+    assert "pbmc_cytof=3000" in rb.accuracy_argv(full)[1]
+    assert rb.scale_argv(full)[:2] == ["--ns", "10000"]
+
+
+def test_maxfuse_helpers():
+    x = np.zeros((5, 3))
+    assert mfb._cap(30, x) == 2
+    a = np.random.default_rng(0).normal(size=(6, 3))
+    b = a.copy()
+    b[:, 1] = 1.0
+    left, right = mfb._drop_static(a, b)
+    assert left.shape == right.shape == (6, 2)
+
+
+def test_run_one_linked_on_tiny_synthetic():
+    pytest.importorskip("jax")
+    from scmodal_jax.config import DataConfig, SyntheticConfig
+    from scmodal_jax.data.builders import build
+
+    synthetic = SyntheticConfig(n_cells=60, n_features=[12, 8], n_linked=4, n_clusters=3)
+    integ = build(DataConfig(name="synthetic", synthetic=synthetic))
+    rec = ba.run_one("linked", "-", "synthetic", integ, seed=0, steps=0)
+    assert rec["paired"] and rec["steps"] == 0 and rec["dims"] == 4
+    assert all(rec[k] is not None for k in ba.METRICS)
