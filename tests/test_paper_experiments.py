@@ -16,7 +16,7 @@ from hydra import compose, initialize_config_dir
 
 from scmodal_jax import config as config_module
 from scmodal_jax.data import builders, paper_builders
-from scmodal_jax.data.paper_builders import clone_aware_pairs
+from scmodal_jax.data.links import protein_gene_pairs, shared_markers
 from scmodal_jax.train import run
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -61,12 +61,18 @@ def test_paper_experiment_composes_with_the_paper_settings(name):
     assert (cfg.train.batch_size, cfg.model.n_latent, cfg.model.hidden) == (500, 20, 512)
 
 
-def test_clone_aware_pairs_reads_hao_clone_suffixes():
+def test_protein_gene_pairs_read_hao_clone_suffixes():
     genes = ["CD3E", "CD3D", "CD4", "PECAM1", "ITGAM", "PDCD1", "MS4A1"]
-    pairs = clone_aware_pairs(["CD3-1", "CD4-2", "CD11b-1", "PD-1", "CD20", "IgG1-ctrl"], genes)
+    pairs = protein_gene_pairs(["CD3-1", "CD4-2", "CD11b-1", "PD-1", "CD20", "IgG1-ctrl"], genes)
     got = {p: sorted(g for q, g in pairs if q == p) for p, _ in pairs}
     assert got["CD3-1"] == ["CD3D", "CD3E"] and got["CD4-2"] == ["CD4"] and got["CD11b-1"] == ["ITGAM"]
     assert got["CD20"] == ["MS4A1"] and "PECAM1" not in {g for _, g in pairs} and "IgG1-ctrl" not in got
+    assert got["PD-1"] == ["PDCD1"]
+    assert shared_markers(["CD3-1", "CD4-2", "CD31"], ["CD3", "CD4", "PECAM-1"]) == [
+        ("CD3-1", "CD3"),
+        ("CD4-2", "CD4"),
+        ("CD31", "PECAM-1"),
+    ]
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -422,7 +422,9 @@ def test_generic_chain_of_three():
     P = prepare_generic([A, B, C], links, label_key="cell_type", modalities=["rna", "adt", "cytof"])
     _check_prepared(P)
     assert P.feature_names[0] == ["g2", "g1", "g3", "g4"]
-    assert P.feature_names[1] == ["p1", "p2", "p2", "p3", "p4", "p5"]
+    # p2 is linked on both sides: one column that both links use.
+    assert P.feature_names[1] == ["p1", "p2", "p3", "p4", "p5"]
+    assert list(P.links[0].right_cols) == [0, 1] and list(P.links[1].left_cols) == [1, 2]
     assert P.feature_names[2] == ["c3", "c1", "c2"]
     assert P.n_linked == [2, None]
     (L0, R0), (L1, R1) = P.link_matrices()
@@ -430,14 +432,14 @@ def test_generic_chain_of_three():
     np.testing.assert_array_equal(R0, B[:, ["p1", "p2"]].X.toarray())
     np.testing.assert_array_equal(L1, B[:, ["p2", "p3"]].X.toarray())
     np.testing.assert_array_equal(R1, C[:, ["c3", "c1"]].X)
-    assert [m.sum() for m in P.linked] == [2, 4, 2]
+    assert [m.sum() for m in P.linked] == [2, 3, 2]
     assert P.scaling[0].mean is None and P.labels[2].shape == (25,)
 
     S = prepare_generic(
         [A, B, C], links, normalize=["counts", "log1p", "arcsinh"], scale=True, features=[None, ["p5"], []]
     )
     _check_prepared(S)
-    assert S.feature_names[1] == ["p1", "p2", "p2", "p3", "p5"] and S.feature_names[2] == ["c3", "c1"]
+    assert S.feature_names[1] == ["p1", "p2", "p3", "p5"] and S.feature_names[2] == ["c3", "c1"]
     X = A.X.astype(np.float64)[:, [1, 0, 2, 3]]
     lib = A.X.sum(1).astype(np.float64)
     np.testing.assert_allclose(S.datasets[0], _scale(_norm_log1p(X, lib, np.median(lib))), atol=2e-5)

@@ -220,22 +220,39 @@ def link_names(a: Modality, b: Modality) -> list[tuple[str, str]]:
 def chain(mods: Sequence[Modality], cfg: Any, paired: bool) -> Integration:
     """N modalities linked consecutively in `cfg.order` (normalised by kind, z-scored, clipped at 10).
 
-    RNA keeps its `n_hvg` most variable genes besides the linked ones; a gene-activity (ATAC) modality
-    keeps the genes linked to RNA. `cfg.joint_pca` replaces each RNA<->ATAC link by that many joint
-    principal components of the two linked blocks, as in TEA-seq.
+    RNA keeps its `n_hvg` most variable genes besides the linked ones, and an RNA<->ATAC (gene activity)
+    link uses only the genes among RNA's `n_hvg` most variable; ATAC keeps only its linked genes.
+    `cfg.joint_pca` replaces each RNA<->ATAC link by that many joint principal components of the two linked
+    blocks, as in TEA-seq.
     """
     by_name = {m.name: m for m in mods}
     order = _check_order(cfg.order, [m.name for m in mods])
     mods = [by_name[o] for o in order]
-    links = [link_names(a, b) for a, b in zip(mods[:-1], mods[1:], strict=True)]
-    for (a, b), pairs in zip(zip(mods[:-1], mods[1:], strict=True), links, strict=True):
-        if not pairs:
-            raise ValueError(f"no linked feature between {a.name} ({a.kind}) and {b.name} ({b.kind})")
-    features: list[list[str] | None] = []
+    # RNA<->ATAC neighbours share thousands of genes: link only RNA's highly variable ones.
+    top_genes: dict[str, set[str]] = {}
     for m in mods:
         if m.kind == "rna" and cfg.n_hvg is not None:
             n_top = min(int(cfg.n_hvg), m.adata.n_vars)
-            features.append([str(m.adata.var_names[i]) for i in select_hvg(m.adata.X, n_top_genes=n_top)])
+            top_genes[m.name] = {str(m.adata.var_names[i]) for i in select_hvg(m.adata.X, n_top_genes=n_top)}
+    links = []
+    for a, b in zip(mods[:-1], mods[1:], strict=True):
+        pairs = link_names(a, b)
+        if {a.kind, b.kind} == {"rna", "atac"}:
+            rna_side = 0 if a.kind == "rna" else 1
+            keep = top_genes.get((a, b)[rna_side].name)
+            pairs = pairs if keep is None else [p for p in pairs if p[rna_side] in keep]
+        if not pairs:
+            raise ValueError(f"no linked feature between {a.name} ({a.kind}) and {b.name} ({b.kind})")
+        links.append(pairs)
+    features: list[list[str] | None] = []
+    for k, m in enumerate(mods):
+        if m.kind == "rna" and cfg.n_hvg is not None:
+            linked = {p[1] for p in links[k - 1]} if k > 0 else set()
+            linked |= {p[0] for p in links[k]} if k < len(mods) - 1 else set()
+            names = [str(v) for v in m.adata.var_names]
+            exclude = [i for i, g in enumerate(names) if g in linked]
+            n_top = min(int(cfg.n_hvg), m.adata.n_vars - len(exclude))
+            features.append([names[i] for i in select_hvg(m.adata.X, n_top_genes=n_top, exclude=exclude)])
         elif m.kind == "atac":
             features.append([])
         else:

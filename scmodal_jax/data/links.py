@@ -76,6 +76,9 @@ def strip_marker_decorations(name: str) -> str:
     return s
 
 
+_CLONE_RE = re.compile(r"^(?P<base>.+?)-(?P<clone>\d)$")
+
+
 def normalize_marker(name: str) -> str:
     """Canonical key of a marker/antibody name.
 
@@ -171,9 +174,22 @@ class ProteinGeneTable:
                     union(p, g)
         return {k: find(k) for k in parent}
 
+    def clone_base(self, name: str) -> str | None:
+        """``X`` for an antibody-clone name ``X-<digit>`` whose base ``X`` the table knows, else None.
+
+        Panels with two clones of a marker name them ``CD3-1``/``CD3-2`` (Hao et al. 2021); dropping the
+        hyphen would read ``CD3-1`` as ``CD31`` (PECAM1). ``PD-1`` stays ``PD-1``: its base is unknown.
+        """
+        m = _CLONE_RE.match(str(name).strip())
+        if m is None:
+            return None
+        base = normalize_marker(m.group("base"))
+        return m.group("base") if base in self._primary or base in self._alias else None
+
     def marker_key(self, name: str) -> str:
         """Key shared by all names of the same marker (``CD279``, ``PD-1``, ``PD.1`` -> one key)."""
-        key = normalize_marker(name)
+        base = self.clone_base(name)
+        key = normalize_marker(name if base is None else base)
         return self._group.get(key, key)
 
     # -- lookup --------------------------------------------------------------------------------------------
@@ -181,9 +197,11 @@ class ProteinGeneTable:
         """Genes encoding protein ``name`` (table order), or ``None`` when the table does not know it.
 
         An exact (normalised) protein name wins over an alias; a name that is only one of the table's gene
-        symbols (a panel naming markers by gene, e.g. ``CCR7``) maps to that gene.
+        symbols (a panel naming markers by gene, e.g. ``CCR7``) maps to that gene; a clone name ``CD4-2``
+        maps as its base marker (see :meth:`clone_base`).
         """
-        key = normalize_marker(name)
+        base = self.clone_base(name)
+        key = normalize_marker(name if base is None else base)
         if key in self._primary:
             return list(self.frame.at[self._primary[key], "genes"])
         rows = self._alias.get(key)

@@ -26,8 +26,7 @@ added with ``+data.options.KEY=...``.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +47,6 @@ __all__ = [
     "teaseq",
     "mouse_brain",
     "tonsil",
-    "clone_aware_pairs",
 ]
 
 
@@ -101,51 +99,13 @@ class _ChainConfig:
     joint_pca: int | None
 
 
-_CLONE_RE = re.compile(r"^(?P<base>.+?)-(?P<clone>\d)$")
-
-
-def clone_aware_pairs(
-    protein_names: Iterable[str], gene_names: Iterable[str], table: Any = None
-) -> list[tuple[str, str]]:
-    """Protein -> gene pairs that read a trailing ``-<digit>`` as an antibody clone of the base marker.
-
-    Hao et al. 2021 name two antibody clones of a marker ``CD3-1``/``CD3-2``, ``CD4-1``/``CD4-2``, ...;
-    :func:`~scmodal_jax.data.links.protein_gene_pairs` normalises ``CD3-1`` to ``cd31`` (PECAM1). Here a
-    name ``X-<digit>`` whose base ``X`` links to genes gets the base's genes; every other name (e.g.
-    ``PD-1``, whose base ``PD`` links to nothing) is linked as ``protein_gene_pairs`` links it.
-    """
-    proteins = [str(p) for p in protein_names]
-    genes = [str(g) for g in gene_names]
-
-    def pairs_of(names: list[str]) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {}
-        if not names:
-            return out
-        try:
-            found = protein_gene_pairs(names, genes, table=table)
-        except ValueError:  # no pair at all
-            return out
-        for p, g in found:
-            out.setdefault(p, []).append(g)
-        return out
-
-    bases = {p: m.group("base") for p in proteins if (m := _CLONE_RE.match(p))}
-    by_base = pairs_of(sorted(set(bases.values())))
-    plain = pairs_of(proteins)
-    pairs: list[tuple[str, str]] = []
-    for p in proteins:
-        genes_p = by_base.get(bases[p], []) if p in bases else []
-        pairs.extend((p, g) for g in (genes_p or plain.get(p, [])))
-    return pairs
-
-
 # ---------------------------------------------------------------------------------------------- builders
 def citeseq_pbmc(cfg: Any) -> Integration:
     """Hao et al. 2021 PBMC CITE-seq (GEO GSE164378, 3' arm), donor P1 as in the paper: RNA vs ADT.
 
     The cells are the same in both modalities (``paired=True``; the model itself treats them as unpaired,
-    the pairing is used by the evaluation). Linked pairs: the protein -> gene table, reading Hao's clone
-    suffixes (``CD4-1``, ``CD4-2``) as clones of the base marker (:func:`clone_aware_pairs`); RNA keeps the
+    the pairing is used by the evaluation). Linked pairs: the protein -> gene table, which reads Hao's clone
+    suffixes (``CD4-1``, ``CD4-2``) as clones of the base marker; RNA keeps the
     ``data.n_hvg`` (paper: 3000) most variable unlinked genes.
 
     Options: ``donor`` (default ``"P1"``; null = all donors), ``celltype`` (metadata column used as
@@ -160,8 +120,6 @@ def citeseq_pbmc(cfg: Any) -> Integration:
         drop_doublets=bool(opts.pop("drop_doublets", True)),
         **load,
     )
-    if opts.get("pairs") is None:
-        opts["pairs"] = clone_aware_pairs(adt.var_names, rna.var_names, table=opts.get("table"))
     prep = prepare_rna_protein(rna, adt, n_hvg=cfg.n_hvg, label_key=cfg.label_key, modalities=("rna", "adt"), **opts)
     return _pair(prep, ["rna", "adt"], cfg.order, paired=True)
 

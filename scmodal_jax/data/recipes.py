@@ -805,8 +805,8 @@ def prepare_generic(
     with features of ``adatas[i + 1]``.
 
     Column order of dataset ``i``: the features linked to ``i - 1`` (pair order), then those linked to
-    ``i + 1`` (pair order), then the other features (all, or those listed in ``features[i]``). For two
-    datasets the links are the leading columns.
+    ``i + 1`` (pair order), each feature once (a feature linked on both sides or to several partners is
+    one column that every link uses), then the other features (all, or those listed in ``features[i]``).
 
     Args:
         normalize: per dataset (or one for all): ``"none"`` (default), ``"log1p"``, ``"counts"``
@@ -861,16 +861,24 @@ def prepare_generic(
             if miss:
                 raise ValueError(f"features not found in {modalities[i]}: {miss[:10]}")
             rest = np.asarray([idx[i][f] for f in feats[i] if idx[i][f] not in set(used.tolist())], np.int64)
-        cols = np.concatenate([prev, nxt, rest])
+        # A feature linked on both sides (or to several partners) is one column, used by every link.
+        linked_cols = np.asarray(list(dict.fromkeys(np.concatenate([prev, nxt]).tolist())), np.int64)
+        position = {int(c): k for k, c in enumerate(linked_cols)}
+        cols = np.concatenate([linked_cols, rest])
         B = _normalize_generic(X, cols, norms[i], cofactor)
         Z, scl = _finish([B], scale, max_value)
         datasets.append(Z)
         scalings.append(scl)
         fnames.append([names[i][c] for c in cols])
         mask = np.zeros(cols.size, dtype=bool)
-        mask[: prev.size + nxt.size] = True
+        mask[: linked_cols.size] = True
         linked_masks.append(mask)
-        positions.append((np.arange(prev.size), prev.size + np.arange(nxt.size)))
+        positions.append(
+            (
+                np.asarray([position[int(c)] for c in prev], np.int64),
+                np.asarray([position[int(c)] for c in nxt], np.int64),
+            )
+        )
 
     links = []
     for i, pl in enumerate(links_by_name):
