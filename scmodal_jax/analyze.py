@@ -147,10 +147,18 @@ def _coords(spec: str | None, names: Sequence[str]) -> Any:
 # ----------------------------------------------------------------------------------------------------------
 
 
+def _check_modalities(run: Run, **named: str) -> None:
+    from .analysis.mapping import resolve_modality
+
+    for flag, value in named.items():
+        resolve_modality(run.model, value, f"--{flag.replace('_', '-')}")
+
+
 def cmd_impute(args: argparse.Namespace) -> dict[str, Any]:
     from .analysis.imputation import write_imputed
 
     run = load_run(args.run_dir)
+    _check_modalities(run, source=args.source, target=args.target)
     opts: dict[str, Any] = {}
     if args.input is not None:
         X = _read_input(args.input)
@@ -171,6 +179,7 @@ def cmd_relationships(args: argparse.Namespace) -> dict[str, Any]:
     from .analysis.relationships import infer_relationships
 
     run = load_run(args.run_dir)
+    _check_modalities(run, measured=args.measured, imputed=args.imputed)
     opts: dict[str, Any] = {}
     if args.input is not None:
         X = _read_input(args.input)
@@ -211,6 +220,7 @@ def cmd_map(args: argparse.Namespace) -> dict[str, Any]:
     from .data.io import write_h5ad
 
     run = load_run(args.run_dir)
+    _check_modalities(run, modality=args.modality)
     data = _read_input(args.input)
     key = None if args.no_labels else (args.label_key or run.label_key)
     reference = None
