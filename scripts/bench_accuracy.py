@@ -176,24 +176,22 @@ def row_label(method: str, variant: str) -> str:
 
 
 def summary_table(records: Iterable[dict[str, Any]], rows: Sequence[tuple[str, str]]) -> pd.DataFrame:
-    """One row per (method, variant) present: metric means ± sd over seeds (latest steps setting per row)."""
+    """One row per (method, variant, steps) present: metric means ± sd over seeds. scMODAL rows trained for
+    different step counts are kept apart (fewest steps first), so a short run never hides behind a long one."""
     records = list(records)
     out = []
     for method, variant in rows:
         recs = [r for r in records if r["method"] == method and (method != "scmodal" or r["variant"] == variant)]
-        if not recs:
-            continue
-        if method == "scmodal":  # the largest step count run for this row
-            top = max(r["steps"] for r in recs)
-            recs = [r for r in recs if r["steps"] == top]
-        row = {"method": row_label(method, variant)}
-        row["steps"] = str(recs[0]["steps"]) if method == "scmodal" else "-"
-        row["seeds"] = str(len({r["seed"] for r in recs}))
-        for m in METRICS:
-            digits = 1 if m == "mixing_metric" else 3
-            row[METRIC_HEADERS[m]] = mean_sd([r.get(m) for r in recs], digits)
-        row["fit s"] = f"{np.mean([r['fit_s'] for r in recs]):.0f}"
-        out.append(row)
+        for steps in sorted({r["steps"] for r in recs}):
+            group = [r for r in recs if r["steps"] == steps]
+            row = {"method": row_label(method, variant)}
+            row["steps"] = str(steps) if method == "scmodal" else "-"
+            row["seeds"] = str(len({r["seed"] for r in group}))
+            for m in METRICS:
+                digits = 1 if m == "mixing_metric" else 3
+                row[METRIC_HEADERS[m]] = mean_sd([r.get(m) for r in group], digits)
+            row["fit s"] = f"{np.mean([r['fit_s'] for r in group]):.0f}"
+            out.append(row)
     return pd.DataFrame(out)
 
 

@@ -72,7 +72,8 @@ def test_write_tables(tmp_path):
     acc = (tmp_path / "accuracy.md").read_text()
     assert "## bmmc_cite" in acc and "## pbmc_cytof" in acc
     assert "linked features only" in acc and "MaxFuse" in acc
-    assert "0.510 ± 0.010" in acc  # mean ± sd over the three seeds of the 1000-step runs only
+    assert "0.510 ± 0.010" in acc  # mean ± sd over the three seeds of the 1000-step runs
+    assert acc.index("| scMODAL (default) | 100 |") < acc.index("| scMODAL (default) | 1000 |")
     assert "unpaired" in acc and "n/a" in acc
     assert "python bench bmmc_cite" in acc
     abl = (tmp_path / "ablations.md").read_text()
