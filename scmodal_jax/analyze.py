@@ -10,7 +10,14 @@ Subcommands:
   map              encode new cells of a trained modality with the saved model (+ label transfer)
 
 The run's own cells are rebuilt from config.yaml with the same data builder as training (deterministic).
-`python -m scmodal_jax.analyze SUBCOMMAND --help` lists each subcommand's options.
+`python -m scmodal_jax.analyze SUBCOMMAND --help` lists each subcommand's options. Examples:
+
+  python -m scmodal_jax.analyze impute RUN --source rna --target protein --out protein_from_rna.h5ad
+  python -m scmodal_jax.analyze relationships RUN --measured protein --imputed rna --features-b CD14 --out r.csv
+  python -m scmodal_jax.analyze relationships RUN --measured atac --imputed rna --coords-a genes.tsv.gz
+      --coords-b names --window 10000 --out gene_peak_links.csv       (one command; peaks named chrN-start-end)
+  python -m scmodal_jax.analyze transfer-labels RUN --key cell_type --from rna --out labelled.h5ad
+  python -m scmodal_jax.analyze map RUN --modality rna --input new.h5ad --out mapped.h5ad
 """
 
 from __future__ import annotations

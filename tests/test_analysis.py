@@ -447,6 +447,9 @@ def test_pbmc5k_cd14_gene_ranks_top_for_cd14_protein():
     prep = prepare_rna_protein(rna, protein, n_hvg=500, label_key="cell_type")
     model = SCMODAL(n_latent=10, hidden=64, disc_hidden=64, steps=400, steps_per_call=100, batch_size=256,
                     progress=False).fit(prep)  # fmt: skip
+    # mapping the raw counts again reproduces the recipe's inputs (sparse RNA, 4,000 genes -> 528 model genes)
+    np.testing.assert_allclose(A.preprocess(model, rna, "rna", block_size=1000), prep.datasets[0], atol=1e-4)
+    np.testing.assert_allclose(A.preprocess(model, protein, "protein"), prep.datasets[1], atol=1e-4)
     df = A.infer_relationships(model, prep.datasets[1], "protein", "rna", features_b=["CD14"], n_permutations=20)
     ranked = df.sort_values("r", ascending=False).reset_index(drop=True)
     assert len(ranked) == len(A.imputed_feature_names(model, "rna")) > 500
