@@ -113,7 +113,12 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         model.save(run_dir / CHECKPOINT_DIR)
         model.history_.to_csv(run_dir / "loss_history.csv", index=False)
         write_outputs(model, integration, run_dir)
-        summary: dict[str, Any] = {"fit_seconds": fit_seconds, "final_step": model.step}
+        summary: dict[str, Any] = {
+            "fit_seconds": fit_seconds,
+            "final_step": model.step,
+            "platform": jax.default_backend(),
+            "device_count": jax.device_count(),
+        }
         if cfg.eval.metrics:
             summary.update(evaluate(model, integration, cfg.eval.seed))
         (run_dir / "metrics.json").write_text(json.dumps(summary, indent=1))

@@ -108,20 +108,47 @@ def test_bmmc_cite_end_to_end_through_the_cli(tmp_path):
     assert "JAX" in (run_dir / "train.log").read_text()
 
 
-def test_multirun_sweep_and_collector(tmp_path):
+def test_multirun_sweep_over_weights_and_modality_order(tmp_path):
     sweep_dir = tmp_path / "sweep"
     result = _cli(
-        ["-m", "model.lambda_geo=1,10", *FAST, "eval.umap=false", "logger=none", f"hydra.sweep.dir={sweep_dir}"],
+        ["-m", "model.lambda_geo=1,10", "data.order=[mod0,mod1],[mod1,mod0]", *FAST, "eval.umap=false",
+         "logger=none", f"hydra.sweep.dir={sweep_dir}"],
         tmp_path,
-    )
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     job_dirs = sorted(p.parent for p in sweep_dir.rglob("metrics.json"))
-    assert len(job_dirs) == 2 and job_dirs[0] != job_dirs[1]
+    assert len(job_dirs) == 4 and len(set(job_dirs)) == 4
     table = collect_runs(sweep_dir)
-    assert sorted(table["model.lambda_geo"]) == ["1", "10"]
+    assert sorted(table["model.lambda_geo"]) == ["1", "1", "10", "10"]
+    assert sorted(table["data.order"]) == ["[mod0,mod1]", "[mod0,mod1]", "[mod1,mod0]", "[mod1,mod0]"]
     assert table["label_transfer_accuracy"].between(0, 1).all()
     csv_path, md_path = write_tables(sweep_dir)
-    assert pd.read_csv(csv_path).shape[0] == 2 and md_path.read_text().count("\n") == 4
+    assert pd.read_csv(csv_path).shape[0] == 4 and md_path.read_text().count("\n") == 6
+    reversed_run = ad.read_h5ad(job_dirs[[r.endswith("[mod1,mod0]") for r in table["data.order"]].index(True)]
+                                / "integrated.h5ad")  # fmt: skip
+    assert list(reversed_run.obs["modality"].cat.categories) == ["mod1", "mod0"]
+
+
+SHARED_EXPERIMENTS = {
+    "pbmc5k_cite": ["pbmc5k_cite_4000g_29adt_labeled.h5ad"],
+    "pbmc_cytof": ["cytof_pbmc_mario_4606c_30markers.h5ad", "cite_adt_pbmc5k_mario_5107c_29adt.h5ad"],
+    "pbmc_trimodal": ["pbmc5k_cite_4000g_29adt_labeled.h5ad", "cytof_pbmc_mario_4606c_30markers.h5ad"],
+    "bmmc_multiome": ["bmmc_multiome_starter_500c_rna600g.h5ad", "hg38_genes_gencode.tsv.gz"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHARED_EXPERIMENTS))
+def test_shared_data_experiments_run_end_to_end(name, tmp_path):
+    for f in SHARED_EXPERIMENTS[name]:
+        shared_file(f)
+    tiny = [o for o in FAST if not o.startswith("data.synthetic")]
+    summary = run(_compose([f"+experiment={name}", *tiny, "eval.umap=false", "logger=none"]), tmp_path)
+    assert summary["final_step"] == 20
+    integrated = ad.read_h5ad(tmp_path / "integrated.h5ad")
+    assert np.isfinite(integrated.obsm["X_scmodal"]).all()
+    transfer = [v for k, v in summary.items() if k.startswith("label_transfer_accuracy")]
+    assert len(transfer) == len(integrated.obs["modality"].cat.categories) - 1
+    assert all(0 <= v <= 1 for v in transfer)
 
 
 def test_resume_continues_from_the_checkpoint(tmp_path):
