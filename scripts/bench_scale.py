@@ -160,7 +160,23 @@ def scale_markdown(runs: list[dict[str, Any]], steps_rows: list[dict[str, Any]],
             "peak - RSS with data GiB": f"{r['peak_rss_gib'] - r['rss_data_gib']:.2f}",
         } for r in runs])  # fmt: skip
         lines += [to_markdown(table)]
+        lines += [memory_fit(runs)]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def memory_fit(runs: list[dict[str, Any]]) -> str:
+    """Least-squares fit of (peak RSS - RSS before data) = fixed + copies x data over the runs, as a sentence."""
+    data = np.array([r["data_gib"] for r in runs])
+    grown = np.array([r["peak_rss_gib"] - r["rss_start_gib"] for r in runs])
+    if len(runs) < 2 or np.ptp(data) <= 0:
+        return ""
+    copies, fixed = np.polyfit(data, grown, 1)
+    return (
+        f"Memory model fitted over these runs: peak RSS - RSS before data ≈ {fixed:.2f} GiB + {copies:.2f} x data. "
+        "The fixed part (compiled step, parameters, optimiser state, batch buffers) does not grow with n; the "
+        "data term counts the host arrays plus the copy JAX holds of them (and the n x 20 latents), i.e. about "
+        "two copies of the data."
+    )
 
 
 _NOISE = """\
@@ -195,6 +211,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--calls", type=int, default=3)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "scale.md"))
     parser.add_argument("--json", default=None, help="also write the raw results here")
+    parser.add_argument("--from-json", default=None, help="only rewrite the markdown from a --json file")
+    parser.add_argument("--command", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -208,6 +226,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     import jax
 
     machine = f"{os.cpu_count()} CPU cores, JAX {jax.__version__} on {jax.default_backend()}"
+    if args.from_json:
+        saved = json.loads(Path(args.from_json).read_text())
+        command = args.command or saved.get("command", "python scripts/bench_scale.py")
+        Path(args.out).write_text(scale_markdown(saved["runs"], saved["steps"], command, machine))
+        print(f"[bench_scale] wrote {args.out}")
+        return
     shapes = list(args.step_shapes) + [args.features]
     rows = step_rows(shapes, args.steps_per_call, args.calls) if args.step_shapes is not None else []
     for r in rows:
@@ -220,12 +244,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         runs.append(r)
     from bench_accuracy import strip_option
 
-    command = "python scripts/bench_scale.py " + " ".join(strip_option(argv, "--out"))
+    command = "python scripts/bench_scale.py " + " ".join(strip_option(strip_option(argv, "--out"), "--json"))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(scale_markdown(runs, rows, command.strip(), machine))
     if args.json:
-        Path(args.json).write_text(json.dumps({"steps": rows, "runs": runs}, indent=1))
+        Path(args.json).write_text(json.dumps({"steps": rows, "runs": runs, "command": command.strip()}, indent=1))
     print(f"[bench_scale] wrote {out}")
 
 

@@ -91,6 +91,7 @@ def test_scale_markdown():
     md = bs.scale_markdown(runs, rows, "python scripts/bench_scale.py --ns 1000", "2 CPU cores")
     assert "10,000" in md and "extrapolat" in md and "| 50,10,5 | 10.0 | 2.0 | 5.00 |" in md
     assert "0.30" in md  # peak - RSS with data
+    assert "Memory model fitted" in md
 
 
 def test_synthetic_pair_shapes_and_links():
