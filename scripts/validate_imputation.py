@@ -67,8 +67,8 @@ def _rss_mib(field: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def stream_check(model, Z: np.ndarray, n_cells: int, block_size: int) -> dict[str, float]:
-    """Impute rna -> rna (all ~3,000 genes) for n_cells (the cells tiled, read lazily) into a .npy memmap."""
+def stream_check(model, Z: np.ndarray, n_cells: int, block_size: int, suffix: str) -> dict[str, float]:
+    """Impute rna -> rna (all ~3,000 genes) for n_cells (the cells tiled, read lazily) into a file."""
     from scmodal_jax.analysis import write_imputed
 
     big = TiledRows(Z, n_cells)
@@ -78,17 +78,14 @@ def stream_check(model, Z: np.ndarray, n_cells: int, block_size: int) -> dict[st
         pass
     rss0 = _rss_mib("VmRSS")
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "imputed.npy"
+        path = Path(tmp) / f"imputed{suffix}"
         t0 = time.perf_counter()
         write_imputed(path, model, big, "rna", "rna", scale="log1p", block_size=block_size)
         seconds = time.perf_counter() - t0
         peak = _rss_mib("VmHWM")
         size = path.stat().st_size / 2**20
-        check = np.load(path, mmap_mode="r")
-        direct = np.load(path, mmap_mode="r")[n_cells - Z.shape[0] : n_cells]
-        ok = bool(np.isfinite(np.asarray(check[:block_size])).all() and np.isfinite(np.asarray(direct)).all())
-    return {"n_cells": n_cells, "n_features": int(check.shape[1]), "seconds": seconds, "file_mib": size,
-            "rss_before_mib": rss0, "peak_rss_mib": peak, "finite": ok}  # fmt: skip
+    return {"n_cells": n_cells, "n_features": len(model.preprocessing_["feature_names"][0]), "seconds": seconds,
+            "file_mib": size, "rss_before_mib": rss0, "peak_rss_mib": peak}  # fmt: skip
 
 
 def main() -> None:
@@ -96,7 +93,7 @@ def main() -> None:
     parser.add_argument("--run-dir", type=Path, default=REPO / "outputs" / "validate_imputation_pbmc5k")
     parser.add_argument("--steps", type=int, default=3000, help="training steps when the run must be trained")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "imputation.md")
-    parser.add_argument("--stream-cells", type=int, default=200_000, help="cells for the streaming check (0: skip)")
+    parser.add_argument("--stream-cells", type=int, default=100_000, help="cells for the streaming check (0: skip)")
     parser.add_argument("--block-size", type=int, default=4096)
     args = parser.parse_args()
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -152,9 +149,10 @@ def main() -> None:
     table = pd.DataFrame(rows)
     linked = table[table["linked genes"] != "-"]
 
-    stream = None
+    streams = []
     if args.stream_cells:
-        stream = stream_check(model, Z_rna, args.stream_cells, args.block_size)
+        sizes = [(".h5ad", args.stream_cells // 5), (".h5ad", args.stream_cells), (".npy", args.stream_cells)]
+        streams = [(sfx, stream_check(model, Z_rna, n, args.block_size, sfx)) for sfx, n in sizes]
 
     metrics = (
         pd.read_json(args.run_dir / "metrics.json", typ="series") if (args.run_dir / "metrics.json").exists() else {}
@@ -197,17 +195,29 @@ def main() -> None:
         "",
         f"The model beats the linked gene on {wins} of {len(linked)} linked proteins.",
     ]
-    if stream is not None:
+    if streams:
+        n_feat = streams[0][1]["n_features"]
         lines += [
             "",
             "## Streaming",
             "",
-            f"`write_imputed(path.npy, model, X, 'rna', 'rna', scale='log1p', block_size={args.block_size})` on "
-            f"{stream['n_cells']:,} cells (the RNA cells tiled) x {stream['n_features']:,} imputed genes: "
-            f"{stream['seconds']:.1f} s for a {stream['file_mib']:,.0f} MiB memmapped output; the process's peak "
-            f"RSS went from {stream['rss_before_mib']:,.0f} MiB before to {stream['peak_rss_mib']:,.0f} MiB during "
-            "the run (input read lazily block by block, output written block by block, neither held whole: "
-            "1M cells x 4,000 features only changes the file size and the time).",
+            f"`write_imputed(path, model, X, 'rna', 'rna', scale='log1p', block_size={args.block_size})`: the RNA "
+            f"cells tiled (read lazily block by block like a backed file) x {n_feat:,} imputed genes; RSS of the "
+            "whole process (model and data loaded) before and at its peak (the first row includes compiling the "
+            "decoder):",
+            "",
+            "| output | cells | seconds | file MiB | RSS before MiB | peak RSS MiB |",
+            "|---|---|---|---|---|---|",
+        ]
+        for sfx, st in streams:
+            cells = f"| {sfx} | {st['n_cells']:,} | {st['seconds']:.1f} | {st['file_mib']:,.0f} |"
+            lines.append(f"{cells} {st['rss_before_mib']:,.0f} | {st['peak_rss_mib']:,.0f} |")
+        lines += [
+            "",
+            "The output is written block by block and never held whole: with `.h5ad`/`.h5` the peak stays "
+            "O(block_size x features) above the baseline whatever the number of cells (1M cells x 4,000 features "
+            "only changes the file size and the time). The `.npy` writer fills an `np.memmap`, whose written "
+            "pages count in RSS as file-backed page cache (reclaimable by the OS, not Python memory).",
         ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")

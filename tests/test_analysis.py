@@ -119,6 +119,7 @@ def test_normalization_plans_of_other_recipes():
     x = np.array([[1.0, 3.0, 0.0], [2.0, 2.0, 4.0]])
     got = A.preprocess(model, x, 1, normalization={"transform": "counts", "target_sum": 100})
     np.testing.assert_allclose(got, np.log1p(x * 100 / x.sum(1, keepdims=True)), rtol=1e-6)
+    np.testing.assert_array_equal(x, [[1.0, 3.0, 0.0], [2.0, 2.0, 4.0]])  # the input is not modified
     model.preprocessing_["info"] = {"recipe": "mystery"}
     with pytest.raises(ValueError, match="unknown recipe"):
         A.normalization_plan(model, 0)

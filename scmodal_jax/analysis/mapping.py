@@ -418,7 +418,15 @@ def iter_preprocess(
             totals = np.asarray(raw.sum(axis=1), dtype=np.float64).ravel()
         elif lib is not None:
             totals = lib[start:stop]
-        x = _dense64(raw[:, cols])
+        identity = bool(np.array_equal(cols, np.arange(p_in)))
+        if not plan and scaling is None:  # values already in the model's space: no float64 round trip
+            x32 = raw.toarray() if sp.issparse(raw) else np.asarray(raw)
+            x32 = np.ascontiguousarray(x32 if identity else x32[:, cols], dtype=np.float32)
+            if not np.all(np.isfinite(x32)):
+                raise ValueError(f"non-finite {name} values (cells {start}:{stop})")
+            yield start, stop, x32
+            continue
+        x = _dense64(raw[:, cols]) if not identity or sp.issparse(raw) else np.array(raw, dtype=np.float64)
         for step in plan:
             blk = x[:, step.start : step.stop]
             if step.transform == "normalize_total+log1p":
@@ -431,7 +439,8 @@ def iter_preprocess(
                 x[:, step.start : step.stop] = np.arcsinh(blk / step.cofactor)
         if scaling is not None:
             mean, std, max_value = scaling
-            x = (x - mean) / std
+            x -= mean
+            x /= std
             if max_value is not None:
                 np.clip(x, -max_value, max_value, out=x)
         if not np.all(np.isfinite(x)):
