@@ -100,7 +100,7 @@ def main() -> None:
 
     import jax
 
-    from scmodal_jax.analysis import impute, imputed_feature_names
+    from scmodal_jax.analysis import impute, imputed_feature_names, infer_relationships, preprocess
     from scmodal_jax.analysis.imputation import DuplicateAverager
     from scmodal_jax.analyze import load_run
 
@@ -149,6 +149,25 @@ def main() -> None:
     table = pd.DataFrame(rows)
     linked = table[table["linked genes"] != "-"]
 
+    # feature relationships: for each measured protein, where its linked gene ranks among all imputed genes
+    rel = infer_relationships(model, Z_prot, "protein", "rna", pvalue=None)
+    rel_rows = []
+    for prot, genes in genes_of.items():
+        sub = rel[rel["feature_b"] == prot].sort_values("r", ascending=False).reset_index(drop=True)
+        for gene in genes:
+            hit = sub.index[sub["feature_a"] == gene]
+            rel_rows.append((prot, gene, int(hit[0]) + 1, float(sub.loc[hit[0], "r"]), len(sub)))
+    ranks = np.asarray([row[2] for row in rel_rows])
+
+    # mapping: the raw counts preprocessed again with the stored preprocessing give the model inputs back
+    from scmodal_jax.data import datasets as ds
+
+    rna_raw, prot_raw = ds.pbmc5k_cite(run.cfg.data.data_dir)
+    map_err = [
+        float(np.abs(preprocess(model, rna_raw, "rna") - Z_rna).max()),
+        float(np.abs(preprocess(model, prot_raw, "protein") - Z_prot).max()),
+    ]
+
     streams = []
     if args.stream_cells:
         sizes = [(".h5ad", args.stream_cells // 5), (".h5ad", args.stream_cells), (".npy", args.stream_cells)]
@@ -194,6 +213,25 @@ def main() -> None:
         f"| mean over all {len(table)} proteins | {table['r model'].mean():.3f} | - |",
         "",
         f"The model beats the linked gene on {wins} of {len(linked)} linked proteins.",
+        "",
+        "## Feature relationships",
+        "",
+        "`infer_relationships(model, X_protein, measured='protein', imputed='rna')`: for the protein cells, Pearson r "
+        f"between each measured protein and each of the {rel_rows[0][4]:,} imputed genes; rank of the protein's "
+        "linked gene among them (1 = most correlated):",
+        "",
+        "| protein | linked gene | rank | r |",
+        "|---|---|---|---|",
+        *[f"| {p} | {g} | {k} | {r:.3f} |" for p, g, k, r, _ in rel_rows],
+        "",
+        f"Median rank {int(np.median(ranks))}; {int((ranks <= 10).sum())} of {len(ranks)} linked genes in the top 10, "
+        f"{int((ranks <= 100).sum())} in the top 100.",
+        "",
+        "## Mapping check",
+        "",
+        "`preprocess(model, raw_counts, modality)` (features selected by name, normalised by the stored rule, "
+        "z-scored with the stored statistics) on the raw PBMC5k counts gives back the model inputs of training: "
+        f"max |difference| {map_err[0]:.1e} (RNA, from all 4,000 genes) and {map_err[1]:.1e} (protein).",
     ]
     if streams:
         n_feat = streams[0][1]["n_features"]
