@@ -68,3 +68,29 @@ def test_bmmc_multiome_gene_activity_and_joint_pca():
 def test_unknown_builder_lists_the_known_ones():
     with pytest.raises(ValueError, match="unknown data.name='nope'.*bmmc_cite"):
         _build(name="nope")
+
+
+def test_chain_models_map_raw_counts_like_the_recipe():
+    shared_file("pbmc5k_cite_4000g_29adt_labeled.h5ad")
+    shared_file("cytof_pbmc_mario_4606c_30markers.h5ad")
+    import scmodal_jax as scm
+    from scmodal_jax.analysis.mapping import preprocess
+    from scmodal_jax.data import datasets
+
+    prep = _build(name="pbmc_trimodal", n_hvg=200).prepared
+    assert [s[0]["transform"] for s in prep.info["normalization"]] == ["normalize_total+log1p"] * 2 + ["arcsinh"]
+    model = scm.SCMODAL(steps=2, hidden=16, disc_hidden=16, batch_size=32, progress=False).fit(prep)
+    rna, _ = datasets.pbmc5k_cite()
+    rna_half = rna[prep.obs[0].index]
+    # Library sizes come from the whole input matrix, as when the recipe ran.
+    mapped = preprocess(model, rna_half, "rna", input="counts")
+    np.testing.assert_allclose(mapped, prep.datasets[0], atol=2e-5)
+    cytof = datasets.pbmc_cytof()
+    np.testing.assert_allclose(preprocess(model, cytof, "cytof", input="counts"), prep.datasets[2], atol=2e-5)
+
+
+def test_reversed_pair_keeps_per_dataset_info_in_step():
+    shared_file("cytof_pbmc_mario_4606c_30markers.h5ad")
+    forward = _build(name="pbmc_cytof").prepared
+    backward = _build(name="pbmc_cytof", order=["adt", "cytof"]).prepared
+    assert backward.info["transforms"] == forward.info["transforms"][::-1]

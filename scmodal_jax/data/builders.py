@@ -32,6 +32,8 @@ from .recipes import (
 )
 from .synthetic import make_multimodal
 
+# Recipe info entries that hold one item per dataset (they follow the datasets when the order is reversed).
+PER_DATASET_INFO = ("transforms", "normalization", "normalize")
 # Modality kinds decide how two neighbours in a chain are linked and how each is normalised.
 PROTEIN_KINDS = ("protein", "cytof", "codex")
 NORMALIZATION = {"rna": "counts", "protein": "counts", "atac": "counts", "cytof": "arcsinh", "codex": "arcsinh"}
@@ -88,7 +90,7 @@ def reverse_pair(prep: Prepared) -> Prepared:
         scaling=rev(prep.scaling),
         obs=rev(prep.obs),
         labels=rev(prep.labels),
-        info=dict(prep.info),
+        info={k: (list(v)[::-1] if k in PER_DATASET_INFO else v) for k, v in prep.info.items()},
     )
 
 

@@ -26,19 +26,26 @@ __all__ = ["prepare_generic"]
 Normalization = Literal["none", "log1p", "counts", "arcsinh"] | Callable[[Any], Any]
 
 
-def _normalize_generic(X: Matrix, cols: np.ndarray, how: Normalization, cofactor: float) -> Any:
+def _normalize_generic(
+    X: Matrix, cols: np.ndarray, how: Normalization, cofactor: float
+) -> tuple[Any, dict[str, Any] | None]:
+    """The normalised columns and a record of the step (None for a callable, which cannot be stored)."""
     B = _take_columns(X, cols)
+    p = int(len(cols))
     if callable(how):
-        return how(B)
+        return how(B), None
     if how == "none":
-        return B
+        return B, {"start": 0, "stop": p, "transform": "none"}
     if how == "log1p":
-        return _apply_elementwise(B, np.log1p)
+        return _apply_elementwise(B, np.log1p), {"start": 0, "stop": p, "transform": "log1p"}
     if how == "arcsinh":
-        return _apply_elementwise(B, lambda v: np.arcsinh(v / cofactor))
+        step = {"start": 0, "stop": p, "transform": "arcsinh", "cofactor": float(cofactor)}
+        return _apply_elementwise(B, lambda v: np.arcsinh(v / cofactor)), step
     if how == "counts":
         lib = _row_sums(X)
-        return _normalize_log1p(B, lib, float(np.median(lib)))
+        target = float(np.median(lib))
+        step = {"start": 0, "stop": p, "transform": "normalize_total+log1p", "target_sum": target, "totals": "input"}
+        return _normalize_log1p(B, lib, target), step
     raise ValueError(f"unknown normalisation {how!r}: use 'none', 'log1p', 'counts', 'arcsinh' or a callable")
 
 
@@ -99,7 +106,7 @@ def prepare_generic(
             (np.asarray([idx[i][x] for x, _ in pl], np.int64), np.asarray([idx[i + 1][y] for _, y in pl], np.int64))
         )
 
-    datasets, fnames, linked_masks, scalings, positions = [], [], [], [], []
+    datasets, fnames, linked_masks, scalings, positions, steps = [], [], [], [], [], []
     for i, adata in enumerate(adatas):
         X = _matrix(adata, layer)
         if norms[i] == "counts":
@@ -118,7 +125,8 @@ def prepare_generic(
         linked_cols = np.asarray(list(dict.fromkeys(np.concatenate([prev, nxt]).tolist())), np.int64)
         position = {int(c): k for k, c in enumerate(linked_cols)}
         cols = np.concatenate([linked_cols, rest])
-        B = _normalize_generic(X, cols, norms[i], cofactor)
+        B, step = _normalize_generic(X, cols, norms[i], cofactor)
+        steps.append(None if step is None else [step])
         Z, scl = _finish([B], scale, max_value)
         datasets.append(Z)
         scalings.append(scl)
@@ -152,5 +160,10 @@ def prepare_generic(
         scaling=scalings,
         obs=[ad_.obs.copy() for ad_ in adatas],
         labels=labels,
-        info={"recipe": "generic", "normalize": [n_ if isinstance(n_, str) else "callable" for n_ in norms]},
+        info={
+            "recipe": "generic",
+            "normalize": [n_ if isinstance(n_, str) else "callable" for n_ in norms],
+            # Per dataset, what was applied (read back when new cells are mapped); absent for callables.
+            **({"normalization": steps} if all(st is not None for st in steps) else {}),
+        },
     )
