@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import gzip
-import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from conftest import shared_file
 
 from scmodal_jax.data.gene_activity import gene_activity, parse_peak_names, peak_gene_overlap, read_gene_annotation
 
-DATA_DIR = Path(os.environ.get("SCMODAL_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
-
-
-def _data(name: str) -> Path:
-    path = DATA_DIR / name
-    if not path.exists():
-        pytest.skip(f"shared data file {path} not available")
-    return path
+_data = shared_file
 
 
 def _brute_overlap(peaks: pd.DataFrame, genes: pd.DataFrame, up: int, down: int) -> tuple[np.ndarray, list]:

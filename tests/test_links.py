@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from collections import Counter
-from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import shared_file
 
 from scmodal_jax.data.links import (
     normalize_marker,
@@ -17,14 +16,7 @@ from scmodal_jax.data.links import (
     strip_marker_decorations,
 )
 
-DATA_DIR = Path(os.environ.get("SCMODAL_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
-
-
-def _data(name: str) -> Path:
-    path = DATA_DIR / name
-    if not path.exists():
-        pytest.skip(f"shared data file {path} not available")
-    return path
+_data = shared_file
 
 
 # ---------------------------------------------------------------------------------------------- names

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from conftest import shared_file
 
 from scmodal_jax.data.hvg import column_mean_var, highly_variable_genes_seurat_v3, loess_fit, select_hvg
 from scmodal_jax.data.recipes import (
@@ -24,14 +23,7 @@ from scmodal_jax.data.recipes import (
 
 ad = pytest.importorskip("anndata")
 
-DATA_DIR = Path(os.environ.get("SCMODAL_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
-
-
-def _data(name: str) -> Path:
-    path = DATA_DIR / name
-    if not path.exists():
-        pytest.skip(f"shared data file {path} not available")
-    return path
+_data = shared_file
 
 
 _CACHE: dict[str, object] = {}
