@@ -55,6 +55,16 @@ def _drop_static(*arrays: np.ndarray) -> list[np.ndarray]:
     return [np.ascontiguousarray(a[:, keep], dtype=np.float64) for a in arrays]
 
 
+def _scipy_compat() -> None:
+    """scanpy 1.11's neighbour code (called by MaxFuse's graph construction on more than 4,096 cells) calls
+    `getnnz(axis=1)` on a scipy `csr_array`, which scipy >= 1.15 removed from sparse arrays; give it back."""
+    import scipy.sparse as sp
+
+    for cls in (sp.csr_array, sp.csc_array, sp.coo_array):
+        if not hasattr(cls, "getnnz"):
+            cls.getnnz = lambda self, axis=None: self._getnnz(axis=axis)  # noqa: B023
+
+
 def maxfuse_latents(
     prepared: Any, seed: int = 0, settings: MaxFuseSettings = TUTORIAL, verbose: bool = False
 ) -> list[np.ndarray]:
@@ -65,6 +75,7 @@ def maxfuse_latents(
         raise ImportError("MaxFuse is not installed: pip install maxfuse==0.0.2") from exc
     if prepared.n_datasets != 2:
         raise ValueError("MaxFuse integrates exactly two datasets")
+    _scipy_compat()
     ((left, right),) = prepared.link_matrices()
     shared1, shared2 = _drop_static(np.asarray(left), np.asarray(right))
     (active1,) = _drop_static(np.asarray(prepared.datasets[0]))
