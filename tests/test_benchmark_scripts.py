@@ -78,6 +78,7 @@ def test_write_tables(tmp_path):
     assert "python bench bmmc_cite" in acc
     abl = (tmp_path / "ablations.md").read_text()
     assert "w/o GAN" in abl and "0.900" in abl and "pbmc_cytof" not in abl
+    assert "0.50 / 0.51 / 0.52" in acc  # per-seed label transfer
 
 
 def test_scale_markdown():
