@@ -1,6 +1,7 @@
 """Peak resident memory of a full fit against the number of steps and the number of cells.
 
     python scripts/bench_memory.py [--features 2000 100] [--steps 100 400] [--cells 2000 20000]
+    python scripts/bench_memory.py --trace 4000      # current RSS at every logging point of one long fit
 
 Each configuration runs in a fresh subprocess (peak RSS from getrusage); the data bytes are printed beside it
 so growth with n can be compared with the data itself.
@@ -29,6 +30,24 @@ print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_max
 """
 
 
+TRACE = """
+import os, sys
+import numpy as np
+import scmodal_jax as scm
+def rss_mb():
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+rng = np.random.default_rng(0)
+xs = [rng.normal(size=(2000, p)).astype(np.float32) for p in (200, 40)]
+trace = []
+model = scm.SCMODAL(
+    steps=int(sys.argv[1]), progress=False, steps_per_call=100, hidden=64, disc_hidden=64, batch_size=200
+)
+model.fit(xs, scm.first_columns(20), callback=lambda step, m: trace.append((step, rss_mb())))
+for step, mb in trace[::4]:
+    print(f"step {step:>6}: RSS {mb:.1f} MB")
+"""
+
+
 def measure(n: int, steps: int, p1: int, p2: int, mode: str) -> dict:
     out = subprocess.run(
         [sys.executable, "-c", CHILD, str(n), str(steps), str(p1), str(p2), mode],
@@ -43,7 +62,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, nargs="+", default=[100, 400])
     parser.add_argument("--cells", type=int, nargs="+", default=[2000, 20000])
     parser.add_argument("--mode", default="device", choices=["device", "stream"])
+    parser.add_argument("--trace", type=int, default=0, help="steps of one fit whose RSS is sampled instead")
     args = parser.parse_args()
+    if args.trace:
+        subprocess.run([sys.executable, "-c", TRACE, str(args.trace)], check=True)
+        return
     p1, p2 = args.features
     print(f"features {p1},{p2}; data_mode={args.mode}")
     print(f"{'cells':>8} {'steps':>6} {'data MB':>8} {'peak RSS MB':>12} {'RSS before fit':>15} {'s':>6}")
