@@ -79,7 +79,7 @@ class Run:
 
     def cells(self, modality: int | str) -> tuple[np.ndarray, pd.DataFrame]:
         """(model input matrix, obs) of the run's cells of ``modality``."""
-        from .analysis.mapping import resolve_modality
+        from .analysis.normalization import resolve_modality
 
         i = resolve_modality(self.model, modality)
         prep = self.prepared
@@ -155,7 +155,7 @@ def _coords(spec: str | None, names: Sequence[str]) -> Any:
 
 
 def _check_modalities(run: Run, **named: str) -> None:
-    from .analysis.mapping import resolve_modality
+    from .analysis.normalization import resolve_modality
 
     for flag, value in named.items():
         resolve_modality(run.model, value, f"--{flag.replace('_', '-')}")

@@ -26,17 +26,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from .mapping import (
-    DEFAULT_BLOCK_SIZE,
-    _check_block_size,
-    _matrix_and_names,
-    _scaling,
-    fixed_shape_call,
-    iter_preprocess,
-    model_feature_names,
-    require_preprocessing,
-    resolve_modality,
-)
+from .mapping import DEFAULT_BLOCK_SIZE, _check_block_size, _matrix_and_names, fixed_shape_call, iter_preprocess
+from .normalization import _scaling, model_feature_names, require_preprocessing, resolve_modality
 
 __all__ = ["Scale", "DuplicateAverager", "imputed_feature_names", "iter_impute", "impute", "write_imputed"]
 

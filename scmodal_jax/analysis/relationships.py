@@ -32,7 +32,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .mapping import DEFAULT_BLOCK_SIZE, _check_block_size, preprocess, resolve_modality
+from .mapping import DEFAULT_BLOCK_SIZE, _check_block_size, preprocess
+from .normalization import resolve_modality
 
 __all__ = ["genomic_coordinates", "window_pairs", "feature_correlations", "infer_relationships"]
 
@@ -410,7 +411,7 @@ def infer_relationships(
     ``top`` pairs with the largest ``|r|``. Other arguments as in :func:`feature_correlations`.
     """
     from .imputation import DuplicateAverager, iter_impute
-    from .mapping import model_feature_names
+    from .normalization import model_feature_names
 
     m = resolve_modality(model, measured, "measured")
     t = resolve_modality(model, imputed, "imputed")
