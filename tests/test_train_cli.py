@@ -177,3 +177,14 @@ def test_wandb_offline_writes_a_run_directory(tmp_path, monkeypatch):
     offline_runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(offline_runs) == 1
     assert any(offline_runs[0].glob("*.wandb"))
+
+
+def test_config_schema_covers_every_hyperparameter_with_the_same_defaults():
+    from dataclasses import fields
+
+    from scmodal_jax.config import _TRAIN_ONLY, ModelConfig, TrainConfig
+    from scmodal_jax.hparams import Hyperparameters
+
+    schema = {f.name: f.default for f in fields(ModelConfig)}
+    schema.update({f.name: f.default for f in fields(TrainConfig) if f.name not in _TRAIN_ONLY})
+    assert schema == {f.name: f.default for f in fields(Hyperparameters)}
