@@ -139,7 +139,7 @@ def _coords(spec: str | None, names: Sequence[str]) -> Any:
     if spec is None:
         return None
     if spec == "names":
-        from .analysis.relationships import genomic_coordinates
+        from .analysis.genomic import genomic_coordinates
 
         return genomic_coordinates(list(names), errors="ignore")
     p = Path(spec)

@@ -2,6 +2,7 @@
 transfer and mapping of new cells with a saved model. The same analyses run on a finished run directory
 through ``python -m scmodal_jax.analyze``."""
 
+from .genomic import genomic_coordinates, window_pairs
 from .imputation import DuplicateAverager, impute, imputed_feature_names, iter_impute, write_imputed
 from .label_transfer import knn_transfer, transfer_labels
 from .mapping import (
@@ -15,7 +16,7 @@ from .mapping import (
     resolve_modality,
     select_features,
 )
-from .relationships import feature_correlations, genomic_coordinates, infer_relationships, window_pairs
+from .relationships import feature_correlations, infer_relationships
 
 __all__ = [
     "DuplicateAverager",
