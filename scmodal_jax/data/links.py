@@ -4,8 +4,8 @@ scMODAL needs a few *linked* features: columns of two datasets that measure (rou
 e.g. the ADT count of CD14 and the RNA count of the ``CD14`` gene, or the CD3 marker in a CITE-seq panel
 and in a CyTOF panel. This module finds those pairs:
 
-* :func:`normalize_marker` (from :mod:`.marker_names`) puts an antibody name in a canonical form (case, ``-``, ``.``, ``_``, spaces,
-  Greek letters, common suffixes such as ``_TotalSeqB`` or ``-ADT``, CyTOF metal tags);
+* :func:`normalize_marker` (from :mod:`.marker_names`) puts an antibody name in a canonical form (case, ``-``,
+  ``.``, ``_``, spaces, Greek letters, common suffixes such as ``_TotalSeqB`` or ``-ADT``, CyTOF metal tags);
 * :func:`protein_gene_table` loads the curated human protein -> gene table shipped with the package
   (``protein_gene.tsv``) or a user table;
 * :func:`protein_gene_pairs` links protein names to gene names of an RNA dataset;
