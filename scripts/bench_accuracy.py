@@ -101,7 +101,7 @@ def latents_for(method: str, variant: str, integ: Any, seed: int, steps: int) ->
     if method == "scmodal":
         from scmodal_jax.model import SCMODAL
 
-        model = SCMODAL(steps=steps, seed=seed, progress=False, **VARIANTS[variant]).fit(prepared)
+        model = SCMODAL(steps=steps, seed=seed, progress=True, **VARIANTS[variant]).fit(prepared)
         return model.latent_, {"hyperparameters": VARIANTS[variant]}
     raise ValueError(f"unknown method {method!r}")
 
