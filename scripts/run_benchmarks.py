@@ -42,7 +42,7 @@ def accuracy_argv(args: argparse.Namespace) -> list[list[str]]:
     if not args.skip_ablations:
         ab_seeds = [str(s) for s in range(args.ablation_seeds or args.seeds)]
         calls.append(["--datasets", *args.ablation_datasets, "--methods", "scmodal", "--variants", "no_gan",
-                      "no_anchor", "no_geo", "no_ae", "--seeds", *ab_seeds, *steps, *common])  # fmt: skip
+                      "no_anchor", "no_geo", "no_ae", "anchor5", "--seeds", *ab_seeds, *steps, *common])  # fmt: skip
     return calls
 
 
