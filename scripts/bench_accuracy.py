@@ -315,12 +315,15 @@ on this machine. `label transfer per seed` lists the seeds' values in seed order
 failed seed.
 
 **Step counts.** The paper's (and the package's default) setting is 10,000 steps; every scMODAL row states
-the steps it was trained for, and rows with fewer are under-trained. See `benchmarks/README.md` ("What was run
-here") for why the tables in this repository were produced with fewer steps."""
+the steps it was trained for. Rows with fewer steps are shorter runs kept beside the default ones because they
+show how the metrics move with training; they are under-trained, not the package's accuracy. See
+`benchmarks/README.md` ("What was run here") for the machine and the commands."""
 
 _ABLATION_NOTES = """\
 scMODAL with one loss term removed at a time (as in the paper), every other setting at its default; same
-metrics and conventions as `accuracy.md`."""
+metrics and conventions as `accuracy.md`. The `stronger anchor (lambda_anchor=5)` row is not an ablation but a
+sensitivity check: the anchor weight of the paper's tonsil tutorial, tried because some seeds settle on a wrong
+cluster matching at the default weight (see `benchmarks/README.md`)."""
 
 
 # ---------------------------------------------------------------------------------------------- CLI
