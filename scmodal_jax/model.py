@@ -14,12 +14,13 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import checkpoint, rows
-from .devices import choose_data_mode, make_mesh, place, replicated, stacked_rows
-from .hparams import Hyperparameters
-from .inputs import check_datasets, check_links
-from .step import METRIC_NAMES, Networks, Trainer, TrainState, decode, encode, init_state
-from .streaming import BatchStream
+from ._rows import as_row_source, iter_dense_blocks
+from .core.hparams import Hyperparameters
+from .core.step import METRIC_NAMES, Networks, Trainer, TrainState, decode, encode, init_state
+from .runtime import checkpoint
+from .runtime.devices import choose_data_mode, make_mesh, place, replicated, stacked_rows
+from .runtime.inputs import training_inputs
+from .runtime.streaming import BatchStream
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ _RESUMABLE_CHANGES = {"steps", "steps_per_call"}
 class SCMODAL:
     """Integration of N >= 2 unpaired single-cell datasets linked by a few shared features.
 
-    Parameters are the hyperparameters of `scmodal_jax.hparams.Hyperparameters` (defaults are the original's),
+    Parameters are the hyperparameters of `scmodal_jax.core.hparams.Hyperparameters` (defaults are the original's),
     plus host-side options that do not change what is computed:
     `progress` (a progress bar), `log_every` (steps between metric syncs to the host; defaults to
     `steps_per_call`), `checkpoint_dir` / `checkpoint_every` (periodic resumable checkpoints),
@@ -94,35 +95,25 @@ class SCMODAL:
         `callback(step, metrics)` is called at each logging point with host-side floats (means over the steps
         since the last one).
         """
-        if hasattr(datasets, "link_matrices") and hasattr(datasets, "datasets"):
-            prepared = datasets
-            datasets = prepared.datasets
-            links = prepared.link_matrices() if links is None else links
-            self.preprocessing_ = preprocessing_record(prepared)
-        if links is None:
-            raise ValueError("links are required: a list of (L_i, R_i) pairs or scm.first_columns(s)")
-        xs = check_datasets(datasets)
-        link_mats = check_links(links, xs)
-        n_features = tuple(x.shape[1] for x in xs)
-        widths = tuple(left.shape[1] for left, _ in link_mats)
+        inputs = training_inputs(datasets, links)
+        if inputs.preprocessing is not None:
+            self.preprocessing_ = preprocessing_record(inputs.preprocessing)
         if resume_from is not None:
-            self._resume(resume_from, n_features, widths)
+            self._resume(resume_from, inputs.n_features, inputs.link_widths)
         else:
-            self._nets, self._state = init_state(self.hp, n_features)
+            self._nets, self._state = init_state(self.hp, inputs.n_features)
             self.history_ = pd.DataFrame(columns=["step", *METRIC_NAMES])
-        self.link_widths = widths
+        self.link_widths = inputs.link_widths
         self._encode_fns, self._decode_fns = {}, {}
 
         self._mesh = make_mesh(self.devices, self.hp.batch_size)
         self._state = place(self._state, replicated(self._mesh))
-        dense_bytes = sum(rows.dense_nbytes(x) for x in xs) + sum(a.nbytes + b.nbytes for a, b in link_mats)
-        mode = choose_data_mode(self.data_mode, dense_bytes)
+        mode = choose_data_mode(self.data_mode, inputs.dense_nbytes)
         if mode == "device":
-            data = place((tuple(rows.densify(x) for x in xs), tuple(link_mats)), replicated(self._mesh))
-            self._train_loop(callback, data=data)
+            self._train_loop(callback, data=place(inputs.dense(), replicated(self._mesh)))
         else:
-            self._train_loop(callback, sources=xs, links=link_mats)
-        self.latent_ = [self.transform(x, modality=i) for i, x in enumerate(xs)]
+            self._train_loop(callback, sources=inputs.sources, links=inputs.links)
+        self.latent_ = [self.transform(x, modality=i) for i, x in enumerate(inputs.sources)]
         return self
 
     def _resume(self, path: str | Path, n_features: tuple[int, ...], widths: tuple[int, ...]) -> None:
@@ -254,7 +245,7 @@ class SCMODAL:
         out = np.empty((source.shape[0], out_dim), np.float32)
         params = self._predict_params() if params is None else params
         padded = np.zeros((batch, source.shape[1]), np.float32)
-        for start, block in rows.iter_blocks(source, batch):
+        for start, block in iter_dense_blocks(source, batch):
             # Padding every block to the batch size keeps one compiled shape for all blocks.
             padded[: len(block)] = block
             padded[len(block) :] = 0.0
@@ -267,7 +258,7 @@ class SCMODAL:
         X may be dense, sparse or backed; it is encoded `batch_size` rows at a time.
         """
         modality = self._check_modality(modality, "modality")
-        x = rows.as_row_source(X, "X")
+        x = as_row_source(X, "X")
         expected = self._nets.n_features[modality]
         if x.shape[1] != expected:
             raise ValueError(f"X has {x.shape[1]} features but modality {modality} was trained on {expected}")

@@ -7,8 +7,8 @@ alone, and MaxFuse; six metrics, mean and spread over seeds, as markdown tables.
 
 Every run (dataset, method, variant, seed, steps) appends one JSON line to the cache; runs already there are
 skipped, so an interrupted benchmark resumes and the tables can be rewritten from the cache alone
-(`--tables-only`). `benchmarks/accuracy.md` gets the default-settings rows (scMODAL `full`, `linked`, `maxfuse`),
-`benchmarks/ablations.md` the scMODAL variants side by side.
+(`--tables-only`). Each dataset's `experiments/<dataset>/accuracy.md` gets its default-settings rows (scMODAL
+`full`, `linked`, `maxfuse`), `experiments/ablations/ablations.md` the scMODAL variants side by side.
 
 Paired CITE-seq data are trained as unpaired; the pairing is used only by FOSCTTM and pair distance.
 """
@@ -39,7 +39,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "no_geo": {"lambda_geo": 0.0},
     "no_ae": {"lambda_ae": 0.0, "lambda_la": 0.0},
     # Not an ablation: the heavier anchor weight of the paper's tonsil tutorial, for seeds that settle on a
-    # wrong cluster matching at the default weight (benchmarks/README.md).
+    # wrong cluster matching at the default weight (experiments/pbmc_cytof/README.md).
     "anchor5": {"lambda_anchor": 5.0},
 }
 VARIANT_LABELS = {
@@ -87,7 +87,7 @@ def append_record(path: Path, rec: dict[str, Any]) -> None:
 
 
 def build_integration(name: str, data_dir: str):
-    from scmodal_jax.config import DataConfig
+    from scmodal_jax.cli.config import DataConfig
     from scmodal_jax.data.builders import build
 
     return build(DataConfig(name=name, data_dir=data_dir))
@@ -202,7 +202,7 @@ def summary_table(records: Iterable[dict[str, Any]], rows: Sequence[tuple[str, s
 
 
 def to_markdown(table: pd.DataFrame) -> str:
-    from scmodal_jax.sweeps import to_markdown as _md
+    from scmodal_jax.cli.sweeps import to_markdown as _md
 
     return _md(table)
 
@@ -222,15 +222,13 @@ def commands_block(recs: list[dict[str, Any]]) -> str:
 
 
 def write_tables(records: list[dict[str, Any]], out_dir: Path, preamble: dict[str, str] | None = None) -> list[Path]:
-    """Write accuracy.md and ablations.md under `out_dir` from run records; returns the paths written."""
+    """Write `<out_dir>/<dataset>/accuracy.md` per dataset and `<out_dir>/ablations/ablations.md` (all datasets'
+    ablation rows) from run records; `out_dir` is the experiments root. Returns the paths written."""
     preamble = preamble or {}
-    out_dir.mkdir(parents=True, exist_ok=True)
     datasets = [d for d in DATASETS if any(r["dataset"] == d for r in records)]
     datasets += sorted({r["dataset"] for r in records} - set(datasets))
     written = []
 
-    acc = ["# Integration accuracy on the shared real data", ""]
-    acc += [preamble.get("accuracy", _ACCURACY_NOTES), ""]
     abl = ["# Ablations", ""]
     abl += [preamble.get("ablations", _ABLATION_NOTES), ""]
     any_abl = False
@@ -239,11 +237,17 @@ def write_tables(records: list[dict[str, Any]], out_dir: Path, preamble: dict[st
         main_rows = [("scmodal", "full"), ("linked", "-"), ("maxfuse", "-")]
         main = summary_table(recs, main_rows)
         if not main.empty:
+            acc = [f"# Integration accuracy on the shared real data: `{d}`", ""]
+            acc += [preamble.get("accuracy", _ACCURACY_NOTES), ""]
             main_recs = [r for r in recs if r["method"] != "scmodal" or r["variant"] == "full"]
             acc += [f"## {d}", "", dataset_line(recs, d), "", to_markdown(main), "Produced by:", "",
                     commands_block(main_recs), ""]  # fmt: skip
             if d in TARGETS:
                 acc += [targets_block(recs, d), ""]
+            path = out_dir / d / "accuracy.md"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("\n".join(acc).rstrip() + "\n")
+            written.append(path)
         abl_rows = [("scmodal", v) for v in VARIANTS]
         ab = summary_table(recs, abl_rows)
         if any(r["method"] == "scmodal" and r["variant"] != "full" for r in recs):
@@ -251,11 +255,9 @@ def write_tables(records: list[dict[str, Any]], out_dir: Path, preamble: dict[st
             abl_recs = [r for r in recs if r["method"] == "scmodal"]
             abl += [f"## {d}", "", dataset_line(recs, d), "", to_markdown(ab), "Produced by:", "",
                     commands_block(abl_recs), ""]  # fmt: skip
-    path = out_dir / "accuracy.md"
-    path.write_text("\n".join(acc).rstrip() + "\n")
-    written.append(path)
     if any_abl:
-        path = out_dir / "ablations.md"
+        path = out_dir / "ablations" / "ablations.md"
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("\n".join(abl).rstrip() + "\n")
         written.append(path)
     return written
@@ -317,13 +319,13 @@ failed seed.
 **Step counts.** The paper's (and the package's default) setting is 10,000 steps; every scMODAL row states
 the steps it was trained for. Rows with fewer steps are shorter runs kept beside the default ones because they
 show how the metrics move with training; they are under-trained, not the package's accuracy. See
-`benchmarks/README.md` ("What was run here") for the machine and the commands."""
+`experiments/README.md` ("What was run here") for the machine and the commands."""
 
 _ABLATION_NOTES = """\
 scMODAL with one loss term removed at a time (as in the paper), every other setting at its default; same
-metrics and conventions as `accuracy.md`. The `stronger anchor (lambda_anchor=5)` row is not an ablation but a
+metrics and conventions as the `accuracy.md` files. The `stronger anchor (lambda_anchor=5)` row is not an ablation but a
 sensitivity check: the anchor weight of the paper's tonsil tutorial, tried because some seeds settle on a wrong
-cluster matching at the default weight (see `benchmarks/README.md`)."""
+cluster matching at the default weight (see `experiments/pbmc_cytof/README.md`)."""
 
 
 # ---------------------------------------------------------------------------------------------- CLI
@@ -360,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataset-steps", nargs="*", default=[], help="per-dataset overrides, NAME=STEPS")
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--cache", default=str(DEFAULT_CACHE), help="JSON-lines file of finished runs")
-    parser.add_argument("--out-dir", default=str(ROOT / "benchmarks"))
+    parser.add_argument("--out-dir", default=str(ROOT / "experiments"), help="experiments root: <dataset>/, ablations/")
     parser.add_argument("--tables-only", action="store_true", help="only rewrite the tables from the cache")
     parser.add_argument("--no-tables", action="store_true", help="run, but do not write the tables")
     return parser

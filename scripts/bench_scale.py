@@ -2,7 +2,7 @@
 time and peak memory of an scMODAL fit on synthetic data, each n in a fresh subprocess.
 
     python scripts/bench_scale.py [--ns 10000 100000 1000000] [--steps 300] [--features 500,50,20]
-        [--step-shapes 3028,32,28 1000,134,8 30,29,17] [--out benchmarks/scale.md]
+        [--step-shapes 3028,32,28 1000,134,8 30,29,17] [--out experiments/scale/scale.md]
 
 Training draws a batch of `batch_size` cells per step, so its cost does not depend on n; only the data (and
 the final encoding of every cell, `model.latent_`) grow with n. A worker generates n cells per modality
@@ -130,7 +130,7 @@ def step_rows(shapes: Sequence[str], steps_per_call: int, calls: int) -> list[di
 def scale_markdown(runs: list[dict[str, Any]], steps_rows: list[dict[str, Any]], command: str, machine: str) -> str:
     import pandas as pd
 
-    from scmodal_jax.sweeps import to_markdown
+    from scmodal_jax.cli.sweeps import to_markdown
 
     lines = ["# Speed and scale (CPU)", "", f"Machine: {machine}. Produced by:", "", f"    {command}", ""]
     lines += [_NOISE, ""]
@@ -209,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--step-shapes", nargs="*", default=["3028,32,28", "1000,134,8", "30,29,17"])
     parser.add_argument("--steps-per-call", type=int, default=20)
     parser.add_argument("--calls", type=int, default=3)
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "scale.md"))
+    parser.add_argument("--out", default=str(ROOT / "experiments" / "scale" / "scale.md"))
     parser.add_argument("--json", default=None, help="also write the raw results here")
     parser.add_argument("--from-json", default=None, help="only rewrite the markdown from a --json file")
     parser.add_argument("--command", default=None, help=argparse.SUPPRESS)

@@ -17,8 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from scmodal_jax.hparams import Hyperparameters
-from scmodal_jax.step import Trainer, init_state
+from scmodal_jax.core.hparams import Hyperparameters
+from scmodal_jax.core.step import Trainer, init_state
 
 DEFAULT_SHAPES = [(2000, 100, 50), (3000, 30, 15), (3000, 230, 200)]
 

@@ -2,7 +2,7 @@
 
 import argparse
 
-from scmodal_jax.sweeps import write_tables
+from scmodal_jax.cli.sweeps import write_tables
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)

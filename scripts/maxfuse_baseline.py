@@ -114,7 +114,7 @@ if __name__ == "__main__":  # pragma: no cover - manual check
     import argparse
     import time
 
-    from scmodal_jax.config import DataConfig
+    from scmodal_jax.cli.config import DataConfig
     from scmodal_jax.data.builders import build
     from scmodal_jax.metrics import evaluate
 

@@ -1,5 +1,5 @@
-"""Regenerate every benchmark table: accuracy (benchmarks/accuracy.md), ablations (benchmarks/ablations.md) and
-speed/scale (benchmarks/scale.md).
+"""Regenerate every benchmark table: accuracy (experiments/<dataset>/accuracy.md), ablations
+(experiments/ablations/ablations.md) and speed/scale (experiments/scale/scale.md).
 
     python scripts/run_benchmarks.py [--quick] [--steps N] [--seeds 3] [--dataset-steps NAME=N ...]
         [--ablation-seeds K] [--ablation-datasets ...] [--skip-accuracy] [--skip-ablations] [--skip-scale]
@@ -48,7 +48,7 @@ def accuracy_argv(args: argparse.Namespace) -> list[list[str]]:
 
 def scale_argv(args: argparse.Namespace) -> list[str]:
     argv = ["--ns", *[str(n) for n in args.scale_ns], "--steps", str(args.scale_steps)]
-    return argv + ["--out", str(Path(args.out_dir) / "scale.md")]
+    return argv + ["--out", str(Path(args.out_dir) / "scale" / "scale.md")]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument("--data-dir", default=str(bench_accuracy.ROOT.parent / "shared" / "data"))
     parser.add_argument("--cache", default=None, help="JSON-lines cache of finished runs")
-    parser.add_argument("--out-dir", default=None, help="where the tables go (default benchmarks/; --quick: /tmp)")
+    parser.add_argument("--out-dir", default=None, help="experiments root (default experiments/; --quick: /tmp)")
     return parser
 
 
@@ -88,7 +88,7 @@ def resolve(args: argparse.Namespace) -> argparse.Namespace:
         args.cache = str(bench_accuracy.DEFAULT_CACHE.with_name(name))
     if args.out_dir is None:  # a smoke run must not overwrite the real tables
         args.out_dir = (
-            str(bench_accuracy.DEFAULT_CACHE.parent / "quick") if quick else str(bench_accuracy.ROOT / "benchmarks")
+            str(bench_accuracy.DEFAULT_CACHE.parent / "quick") if quick else str(bench_accuracy.ROOT / "experiments")
         )
     if args.scale_steps is None:
         args.scale_steps = 200 if quick else 300

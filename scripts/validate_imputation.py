@@ -1,4 +1,4 @@
-"""Validate cross-modal imputation on paired CITE-seq data (PBMC5k) and write benchmarks/imputation.md.
+"""Validate cross-modal imputation on paired CITE-seq data (PBMC5k) and write experiments/pbmc5k_cite/imputation.md.
 
 The model is trained as usual (the cells' pairing is never used by scMODAL), then protein is imputed from the
 RNA cells and compared, protein by protein, with the protein measured in the same cells (Pearson r across
@@ -29,8 +29,8 @@ REPO = Path(__file__).resolve().parents[1]
 def train(run_dir: Path, steps: int) -> None:
     from hydra import compose, initialize_config_dir
 
-    from scmodal_jax import config as config_module
-    from scmodal_jax.train import run
+    from scmodal_jax.cli import config as config_module
+    from scmodal_jax.cli.train import run
 
     config_module.register()
     overrides = [
@@ -92,7 +92,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run-dir", type=Path, default=REPO / "outputs" / "validate_imputation_pbmc5k")
     parser.add_argument("--steps", type=int, default=3000, help="training steps when the run must be trained")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "imputation.md")
+    parser.add_argument("--out", type=Path, default=REPO / "experiments" / "pbmc5k_cite" / "imputation.md")
     parser.add_argument("--stream-cells", type=int, default=100_000, help="cells for the streaming check (0: skip)")
     parser.add_argument("--block-size", type=int, default=4096)
     args = parser.parse_args()
@@ -102,7 +102,7 @@ def main() -> None:
 
     from scmodal_jax.analysis import impute, imputed_feature_names, infer_relationships, preprocess
     from scmodal_jax.analysis.imputation import DuplicateAverager
-    from scmodal_jax.analyze import load_run
+    from scmodal_jax.cli.analyze import load_run
 
     if not (args.run_dir / "checkpoint" / "model.json").exists() or (
         load_run(args.run_dir).model.step < args.steps and not (args.run_dir / "integrated.h5ad").exists()
@@ -160,7 +160,7 @@ def main() -> None:
     ranks = np.asarray([row[2] for row in rel_rows])
 
     # mapping: the raw counts preprocessed again with the stored preprocessing give the model inputs back
-    from scmodal_jax.data import datasets as ds
+    from scmodal_jax.data.loaders import shared as ds
 
     rna_raw, prot_raw = ds.pbmc5k_cite(run.cfg.data.data_dir)
     map_err = [

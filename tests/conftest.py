@@ -8,7 +8,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("WANDB_MODE", "disabled")
 sys.path.insert(0, str(Path(__file__).parent))  # the numpy reference implementations
 
-DATA_DIR = Path(os.environ.get("SCMODAL_DATA_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+DATA_DIR = Path(os.environ.get("SCMODAL_DATA_DIR") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
 
 
 def shared_file(name: str) -> Path:

@@ -5,7 +5,7 @@ Each ``write_*`` function writes small files in the layout of the real downloads
 entry), so the paper loaders and builders read them as if they had been downloaded. The cells come from a
 few clusters, each with its own marker genes / proteins / peaks, and the names link across modalities
 (genes ``CD3E``, ``MS4A1``, ... and proteins ``CD3``, ``CD20``, ...). The file writers of
-``test_readers`` (10x HDF5, Matrix Market triples, FCS) are reused.
+``tests/files.py`` (10x HDF5, Matrix Market triples, FCS) are reused.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import scipy.io
 import scipy.sparse as sp
-from test_readers import write_10x_h5, write_fcs, write_mtx_triple
+from files import write_10x_h5, write_fcs, write_mtx_triple
 
 from scmodal_jax.data.download import REGISTRY
 

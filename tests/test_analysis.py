@@ -15,10 +15,10 @@ from conftest import shared_file
 from scmodal_jax import analysis as A
 from scmodal_jax.analysis.imputation import DuplicateAverager
 from scmodal_jax.analysis.mapping import NormStep
+from scmodal_jax.core.step import init_state
 from scmodal_jax.data.io import average_duplicate_columns
 from scmodal_jax.data.recipes import prepare_rna_protein
 from scmodal_jax.model import SCMODAL, preprocessing_record
-from scmodal_jax.step import init_state
 
 GENES = ["CD14", "CD4", "CD19", "MS4A1", "CD3D", "CD3E", "CD3G", "CD8A", "CD8B", "PTPRC", "LYZ", "GNLY"]
 GENES += [f"G{i}" for i in range(28)]
@@ -442,7 +442,7 @@ def test_pbmc5k_cd14_gene_ranks_top_for_cd14_protein():
     """Paired PBMC5k CITE-seq, briefly trained (small network, 400 steps): for the measured CD14 protein, the
     imputed CD14 gene is among the 10 most correlated of the 528 imputed genes, and first of the linked genes."""
     shared_file("pbmc5k_cite_4000g_29adt_labeled.h5ad")
-    from scmodal_jax.data import datasets as ds
+    from scmodal_jax.data.loaders import shared as ds
 
     rna, protein = ds.pbmc5k_cite()
     prep = prepare_rna_protein(rna, protein, n_hvg=500, label_key="cell_type")

@@ -13,9 +13,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from scmodal_jax import analysis as A
-from scmodal_jax import config as config_module
-from scmodal_jax.analyze import load_run, main
-from scmodal_jax.train import run
+from scmodal_jax.cli import config as config_module
+from scmodal_jax.cli.analyze import load_run, main
+from scmodal_jax.cli.train import run
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 FAST = [

@@ -68,16 +68,19 @@ def test_write_tables(tmp_path):
         records.append(_record("pbmc_cytof", "scmodal", "full", seed, 500, paired=False))
     records.append(_record("bmmc_cite", "scmodal", "no_gan", 0, 1000, kbet=0.9))
     paths = ba.write_tables(records, tmp_path)
-    assert {p.name for p in paths} == {"accuracy.md", "ablations.md"}
-    acc = (tmp_path / "accuracy.md").read_text()
-    assert "## bmmc_cite" in acc and "## pbmc_cytof" in acc
+    assert {p.relative_to(tmp_path).as_posix() for p in paths} == {
+        "bmmc_cite/accuracy.md", "pbmc_cytof/accuracy.md", "ablations/ablations.md"}  # fmt: skip
+    acc = (tmp_path / "bmmc_cite" / "accuracy.md").read_text()
+    assert "## bmmc_cite" in acc and "## pbmc_cytof" not in acc
+    assert "## pbmc_cytof" in (tmp_path / "pbmc_cytof" / "accuracy.md").read_text()
     assert "linked features only" in acc and "MaxFuse" in acc
     assert "0.510 ± 0.010" in acc  # mean ± sd over the three seeds of the 1000-step runs
     assert acc.index("| scMODAL (default) | 100 |") < acc.index("| scMODAL (default) | 1000 |")
-    assert "unpaired" in acc and "n/a" in acc
+    assert "unpaired" in (tmp_path / "pbmc_cytof" / "accuracy.md").read_text()
+    assert "n/a" in (tmp_path / "pbmc_cytof" / "accuracy.md").read_text()
     assert "python bench bmmc_cite" in acc
-    abl = (tmp_path / "ablations.md").read_text()
-    assert "w/o GAN" in abl and "0.900" in abl and "pbmc_cytof" not in abl
+    abl = (tmp_path / "ablations" / "ablations.md").read_text()
+    assert "w/o GAN" in abl and "0.900" in abl and "## pbmc_cytof" not in abl
     assert "0.50 / 0.51 / 0.52" in acc  # per-seed label transfer
 
 
@@ -105,13 +108,14 @@ def test_synthetic_pair_shapes_and_links():
 def test_runner_quick_plan(tmp_path):
     args = rb.resolve(rb.build_parser().parse_args(["--quick", "--cache", str(tmp_path / "c.jsonl")]))
     assert args.steps == 200 and args.seeds == 1 and args.scale_ns == [10_000]
-    assert "benchmarks" not in Path(args.out_dir).parts[-1:]  # quick runs never overwrite the real tables
+    assert "experiments" not in Path(args.out_dir).parts  # quick runs never overwrite the real tables
     calls = rb.accuracy_argv(args)
     assert len(calls) == 3 and "no_gan" in calls[2] and calls[1][calls[1].index("--steps") + 1] == "200"
     full = rb.resolve(rb.build_parser().parse_args(["--steps", "2000", "--dataset-steps", "pbmc_cytof=3000"]))
     assert full.seeds == 3 and full.scale_ns[-1] == 1_000_000
     assert "pbmc_cytof=3000" in rb.accuracy_argv(full)[1]
     assert rb.scale_argv(full)[:2] == ["--ns", "10000"]
+    assert Path(full.out_dir).name == "experiments" and rb.scale_argv(full)[-1].endswith("experiments/scale/scale.md")
 
 
 def test_maxfuse_helpers():
@@ -126,7 +130,7 @@ def test_maxfuse_helpers():
 
 def test_run_one_linked_on_tiny_synthetic():
     pytest.importorskip("jax")
-    from scmodal_jax.config import DataConfig, SyntheticConfig
+    from scmodal_jax.cli.config import DataConfig, SyntheticConfig
     from scmodal_jax.data.builders import build
 
     synthetic = SyntheticConfig(n_cells=60, n_features=[12, 8], n_linked=4, n_clusters=3)

@@ -5,7 +5,7 @@ import pytest
 from conftest import shared_file
 from omegaconf import OmegaConf
 
-from scmodal_jax.config import DataConfig
+from scmodal_jax.cli.config import DataConfig
 from scmodal_jax.data.builders import build
 
 
@@ -75,7 +75,7 @@ def test_chain_models_map_raw_counts_like_the_recipe():
     shared_file("cytof_pbmc_mario_4606c_30markers.h5ad")
     import scmodal_jax as scm
     from scmodal_jax.analysis.mapping import preprocess
-    from scmodal_jax.data import datasets
+    from scmodal_jax.data.loaders import shared as datasets
 
     prep = _build(name="pbmc_trimodal", n_hvg=200).prepared
     assert [s[0]["transform"] for s in prep.info["normalization"]] == ["normalize_total+log1p"] * 2 + ["arcsinh"]
@@ -94,3 +94,17 @@ def test_reversed_pair_keeps_per_dataset_info_in_step():
     forward = _build(name="pbmc_cytof").prepared
     backward = _build(name="pbmc_cytof", order=["adt", "cytof"]).prepared
     assert backward.info["transforms"] == forward.info["transforms"][::-1]
+
+
+def test_options_are_read_one_way_for_every_builder():
+    from types import SimpleNamespace
+
+    from scmodal_jax.data.builders import _common
+
+    cfg = OmegaConf.structured(DataConfig(options={"pairs": [["CD3E", "CD3"]], "max_value": 5.0}))
+    opts = _common.options(cfg)
+    assert opts == {"pairs": [["CD3E", "CD3"]], "max_value": 5.0} and type(opts["pairs"]) is list
+    opts.pop("max_value")  # a plain copy: the config keeps its keys
+    assert "max_value" in cfg.options
+    assert _common.options(SimpleNamespace(options=None)) == {} and _common.options(SimpleNamespace()) == {}
+    assert _common.options(SimpleNamespace(options={"split_seed": 3})) == {"split_seed": 3}

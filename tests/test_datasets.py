@@ -1,5 +1,5 @@
-"""Tests for scmodal_jax.data.datasets: shared-file loaders, the dataset index, and the re-exports of the
-download, readers and paper modules."""
+"""Tests for scmodal_jax.data.loaders.shared (the shared-file loaders) and the re-exports of the loaders
+package and of scmodal_jax.data."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scmodal_jax.data import datasets as ds
-from scmodal_jax.data import download, paper, readers
+import scmodal_jax
+from scmodal_jax import data
+from scmodal_jax.data import download, loaders, registry
+from scmodal_jax.data.loaders import paper
+from scmodal_jax.data.loaders import shared as ds
 
 HAVE_SHARED = ds.shared_data_available()
 needs_shared = pytest.mark.skipif(not HAVE_SHARED, reason="shared data folder not available")
@@ -39,7 +42,7 @@ def test_data_dir_resolution(tmp_path, monkeypatch):
 
 def test_default_data_dir_is_next_to_project(monkeypatch):
     monkeypatch.delenv(ds.DATA_DIR_ENV, raising=False)
-    expected = Path(ds.__file__).resolve().parents[3] / "shared" / "data"
+    expected = Path(scmodal_jax.__file__).resolve().parents[2] / "shared" / "data"
     if expected.is_dir():
         assert ds.get_data_dir() == expected
     else:
@@ -91,23 +94,30 @@ def test_pbmc5k_cite_and_tables():
     assert {"gene_name", "chrom", "start", "end", "strand"} <= set(genes.columns)
     conv = ds.protein_gene_conversion()
     assert list(conv.columns[:2]) == ["Protein name", "RNA name"]
-    assert ds.load_dataset("pbmc_adt").shape == (5107, 29)
+    assert registry.load_dataset("pbmc_adt").shape == (5107, 29)
 
 
 # ------------------------------------------------------------------------------------------------------
-# Dataset index and re-exports
+# Re-exports
 # ------------------------------------------------------------------------------------------------------
 
 
-def test_dataset_index():
-    assert set(ds.list_datasets()) >= {"hao2021_pbmc_cite", "tonsil_codex_rna", "bmmc_cite"}
-    with pytest.raises(KeyError):
-        ds.load_dataset("nope")
-
-
-def test_reexports_are_the_split_modules_objects():
-    for module in (download, readers, paper):
+def test_loaders_package_reexports_both_families():
+    for module in (ds, paper):
         for name in module.__all__:
-            assert getattr(ds, name) is getattr(module, name), name
-            assert name in ds.__all__, name
-    assert ds.REGISTRY is download.REGISTRY and ds.DATASETS["teaseq_pbmc"] is paper.teaseq_pbmc
+            assert getattr(loaders, name) is getattr(module, name), name
+            assert name in loaders.__all__, name
+
+
+def test_data_package_keeps_its_public_names():
+    expected = {
+        "Integration", "Prepared", "bmmc_cite", "bmmc_multiome", "build", "fetch", "gene_activity", "get_data_dir",
+        "highly_variable_genes_seurat_v3", "make_multimodal", "pbmc5k_cite", "pbmc_adt", "pbmc_cytof",
+        "prepare_generic", "prepare_protein_protein", "prepare_rna_atac", "prepare_rna_protein",
+        "protein_gene_pairs", "protein_gene_table", "read_h5ad", "read_h5mu", "shared_markers", "to_anndata",
+        "to_mudata", "write_h5ad", "write_h5mu", "list_datasets", "load_dataset", "dataset_info",
+    }  # fmt: skip
+    assert set(data.__all__) == expected
+    assert all(hasattr(data, name) for name in expected)
+    assert data.fetch is download.fetch and data.bmmc_cite is ds.bmmc_cite
+    assert data.load_dataset is registry.load_dataset

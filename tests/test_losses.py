@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import reference as ref
 
-from scmodal_jax import losses
+from scmodal_jax.core import losses
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Tests for scmodal_jax.data.paper: the paper loaders run end to end on small synthetic files served
+"""Tests for scmodal_jax.data.loaders.paper: the paper loaders run end to end on small synthetic files served
 through file:// URLs (the download registry is pointed at local copies)."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import scipy.io
 import scipy.sparse as sp
-from test_readers import counts_matrix, write_10x_h5, write_fcs, write_mtx_triple
+from files import counts_matrix, write_10x_h5, write_fcs, write_mtx_triple
 
 from scmodal_jax.data import download as dl
-from scmodal_jax.data import paper
+from scmodal_jax.data.loaders import paper
 
 # ------------------------------------------------------------------------------------------------------
 # Paper loaders end to end (registry pointed at local file:// copies)

@@ -1,5 +1,5 @@
 """The scMODAL paper's experiments (conf/experiment/{citeseq_pbmc,bmc_cytof,teaseq,mouse_brain,tonsil}.yaml):
-they compose with the paper's settings, and each runs end to end (`scmodal_jax.train.run`) on tiny stand-ins
+they compose with the paper's settings, and each runs end to end (`scmodal_jax.cli.train.run`) on tiny stand-ins
 of its public files written where the download cache keeps them (no network)."""
 
 from __future__ import annotations
@@ -14,10 +14,12 @@ import pytest
 import standins
 from hydra import compose, initialize_config_dir
 
-from scmodal_jax import config as config_module
-from scmodal_jax.data import builders, paper_builders
+from scmodal_jax.cli import config as config_module
+from scmodal_jax.cli.train import run
+from scmodal_jax.data import builders
+from scmodal_jax.data.builders import paper as paper_builders
 from scmodal_jax.data.links import protein_gene_pairs, shared_markers
-from scmodal_jax.train import run
+from scmodal_jax.data.loaders import shared as shared_loaders
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 PAPER = ["citeseq_pbmc", "bmc_cytof", "teaseq", "mouse_brain", "tonsil"]
@@ -51,7 +53,7 @@ def test_paper_experiment_composes_with_the_paper_settings(name):
     cfg = _compose([f"+experiment={name}"])
     config_module.validate(cfg)
     assert cfg.experiment_name == name and cfg.data.name == name
-    assert name in builders.builders() and builders.builders()[name] is paper_builders.PAPER_BUILDERS[name]
+    assert builders.BUILDERS[name] is paper_builders.PAPER_BUILDERS[name]
     steps, n_hvg, joint_pca, k, lam_anchor, lam_gan, order, label_key = SETTINGS[name]
     got = (cfg.train.steps, cfg.data.n_hvg, cfg.data.joint_pca, cfg.train.k_anchor, cfg.model.lambda_anchor,
            cfg.model.lambda_gan, list(cfg.data.order), cfg.data.label_key)  # fmt: skip
@@ -143,7 +145,7 @@ def test_teaseq_end_to_end_three_modality_chain(tmp_path):
 def test_teaseq_builder_default_annotation_and_joint_pca(tmp_path, monkeypatch):
     annotation = standins.write_teaseq(tmp_path / "cache", tmp_path / "genes.tsv")
     seen = []
-    monkeypatch.setattr(paper_builders.ds, "hg38_gene_annotation", lambda d: seen.append(d) or annotation)
+    monkeypatch.setattr(shared_loaders, "hg38_gene_annotation", lambda d: seen.append(d) or annotation)
     cfg = _compose(["+experiment=teaseq", f"data.cache_dir={tmp_path / 'cache'}", "data.data_dir=/some/shared",
                     "data.n_hvg=25", "data.options.n_hvg_atac=30"])  # fmt: skip
     integ = builders.build(cfg.data)

@@ -1,47 +1,19 @@
-"""Tests for scmodal_jax.data.readers on small synthetic files. The file writers here are reused by
-tests/test_paper.py."""
+"""Tests for scmodal_jax.data.readers on small synthetic files (written by tests/files.py)."""
 
 from __future__ import annotations
-
-import gzip
-import io
 
 import h5py
 import numpy as np
 import pandas as pd
 import pytest
-import scipy.io
 import scipy.sparse as sp
+from files import counts_matrix, write_10x_h5, write_fcs, write_mtx_triple
 
 from scmodal_jax.data import readers as rd
 
 # ------------------------------------------------------------------------------------------------------
 # Parsers on synthetic files
 # ------------------------------------------------------------------------------------------------------
-
-
-def counts_matrix(n_cells, n_feat, seed=0):
-    rng = np.random.default_rng(seed)
-    dense = rng.poisson(0.7, size=(n_cells, n_feat)).astype(np.float32)
-    return dense
-
-
-def write_10x_h5(path, dense, names, barcodes, feature_types=None, legacy=False):
-    csc = sp.csc_matrix(dense.T)  # features x cells
-    with h5py.File(path, "w") as f:
-        grp = f.create_group("mm10" if legacy else "matrix")
-        grp["data"], grp["indices"], grp["indptr"] = csc.data.astype(np.int32), csc.indices, csc.indptr
-        grp["shape"] = np.array(csc.shape, dtype=np.int32)
-        grp["barcodes"] = np.array(barcodes, dtype="S")
-        if legacy:
-            grp["genes"] = np.array([f"ID{i}" for i in range(len(names))], dtype="S")
-            grp["gene_names"] = np.array(names, dtype="S")
-        else:
-            feats = grp.create_group("features")
-            feats["id"] = np.array([f"ID{i}" for i in range(len(names))], dtype="S")
-            feats["name"] = np.array(names, dtype="S")
-            feats["feature_type"] = np.array(feature_types or ["Gene Expression"] * len(names), dtype="S")
-            feats["genome"] = np.array(["GRCh38"] * len(names), dtype="S")
 
 
 def test_read_10x_h5_v3_and_legacy(tmp_path):
@@ -58,23 +30,6 @@ def test_read_10x_h5_v3_and_legacy(tmp_path):
     b = rd.read_10x_h5(tmp_path / "v2.h5")
     np.testing.assert_array_equal(b.X.toarray(), dense)
     assert b.var["genome"].iloc[0] == "mm10"
-
-
-def write_mtx_triple(folder, prefix, dense, features, barcodes, n_feature_cols=3):
-    folder.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    scipy.io.mmwrite(buf, sp.coo_matrix(dense.T))
-    paths = {}
-    paths["matrix"] = folder / f"{prefix}-matrix.mtx.gz"
-    paths["matrix"].write_bytes(gzip.compress(buf.getvalue()))
-    rows = [[f"ID{i}", name, "Gene Expression"][:n_feature_cols] for i, name in enumerate(features)]
-    if n_feature_cols == 1:
-        rows = [[name] for name in features]
-    paths["features"] = folder / f"{prefix}-features.tsv.gz"
-    paths["features"].write_bytes(gzip.compress("".join("\t".join(r) + "\n" for r in rows).encode()))
-    paths["barcodes"] = folder / f"{prefix}-barcodes.tsv.gz"
-    paths["barcodes"].write_bytes(gzip.compress("".join(b + "\n" for b in barcodes).encode()))
-    return paths
 
 
 def test_read_10x_mtx(tmp_path):
@@ -98,46 +53,6 @@ def test_read_count_table(tmp_path):
     np.testing.assert_array_equal(a.X.toarray(), dense)
     b = rd.read_count_table(path, features_in_rows=False)
     assert b.shape == (3, 7)
-
-
-def write_fcs(path, values, names, markers=None, datatype="F", big_endian=False, offsets_in_text=False):
-    n_tot, n_par = values.shape
-    endian = ">" if big_endian else "<"
-    if datatype == "F":
-        raw = values.astype(endian + "f4").tobytes()
-        bits = 32
-    else:
-        raw = values.astype(endian + "u2").tobytes()
-        bits = 16
-    pairs = {
-        "$BYTEORD": "4,3,2,1" if big_endian else "1,2,3,4",
-        "$DATATYPE": datatype,
-        "$MODE": "L",
-        "$NEXTDATA": "0",
-        "$PAR": str(n_par),
-        "$TOT": str(n_tot),
-        "$COM": "a/b",  # contains the delimiter: must be escaped as //
-    }
-    for k, name in enumerate(names, start=1):
-        pairs[f"$P{k}N"] = name
-        pairs[f"$P{k}B"] = str(bits)
-        pairs[f"$P{k}R"] = "1024"
-        pairs[f"$P{k}E"] = "0,0"
-        if markers and markers[k - 1]:  # FCS 3 forbids empty values: unset markers are left out
-            pairs[f"$P{k}S"] = markers[k - 1]
-    text_start = 58
-    if offsets_in_text:
-        pairs["$BEGINDATA"] = pairs["$ENDDATA"] = "0" * 12
-    text = "/" + "".join(f"{k}/{v.replace('/', '//')}/" for k, v in pairs.items())
-    data_start = text_start + len(text)
-    data_end = data_start + len(raw) - 1
-    if offsets_in_text:
-        text = text.replace("$BEGINDATA/" + "0" * 12, f"$BEGINDATA/{data_start:012d}")
-        text = text.replace("$ENDDATA/" + "0" * 12, f"$ENDDATA/{data_end:012d}")
-    fields = [text_start, text_start + len(text) - 1, 0 if offsets_in_text else data_start]
-    fields += [0 if offsets_in_text else data_end, 0, 0]
-    header = "FCS3.0    " + "".join(f"{v:>8}" for v in fields)
-    path.write_bytes(header.encode() + text.encode("latin-1") + raw)
 
 
 @pytest.mark.parametrize(

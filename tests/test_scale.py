@@ -11,8 +11,8 @@ import pytest
 import scipy.sparse as sp
 
 import scmodal_jax as scm
-from scmodal_jax.devices import choose_data_mode, make_mesh
-from scmodal_jax.rows import as_row_source, take_rows
+from scmodal_jax._rows import as_row_source, take_rows
+from scmodal_jax.runtime.devices import choose_data_mode, make_mesh
 
 SMALL = dict(hidden=32, disc_hidden=32, batch_size=64, k_anchor=10, progress=False, steps_per_call=10, seed=2)
 

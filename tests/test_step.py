@@ -5,9 +5,9 @@ import pytest
 import reference as ref
 from flax import nnx
 
-from scmodal_jax import losses
-from scmodal_jax.hparams import Hyperparameters
-from scmodal_jax.step import (
+from scmodal_jax.core import losses
+from scmodal_jax.core.hparams import Hyperparameters
+from scmodal_jax.core.step import (
     Trainer,
     _disc_loss,
     _generator_losses,

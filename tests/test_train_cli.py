@@ -14,9 +14,9 @@ from conftest import shared_file
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from scmodal_jax import config as config_module
-from scmodal_jax.sweeps import collect_runs, write_tables
-from scmodal_jax.train import run
+from scmodal_jax.cli import config as config_module
+from scmodal_jax.cli.sweeps import collect_runs, write_tables
+from scmodal_jax.cli.train import run
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
@@ -182,8 +182,8 @@ def test_wandb_offline_writes_a_run_directory(tmp_path, monkeypatch):
 def test_config_schema_covers_every_hyperparameter_with_the_same_defaults():
     from dataclasses import fields
 
-    from scmodal_jax.config import _TRAIN_ONLY, ModelConfig, TrainConfig
-    from scmodal_jax.hparams import Hyperparameters
+    from scmodal_jax.cli.config import _TRAIN_ONLY, ModelConfig, TrainConfig
+    from scmodal_jax.core.hparams import Hyperparameters
 
     schema = {f.name: f.default for f in fields(ModelConfig)}
     schema.update({f.name: f.default for f in fields(TrainConfig) if f.name not in _TRAIN_ONLY})

@@ -26,8 +26,9 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from .mapping import DEFAULT_BLOCK_SIZE, _check_block_size, _matrix_and_names, fixed_shape_call, iter_preprocess
-from .normalization import _scaling, model_feature_names, require_preprocessing, resolve_modality
+from ._common import check_block_size, matrix_and_names, stored_scaling
+from .mapping import DEFAULT_BLOCK_SIZE, fixed_shape_call, iter_preprocess
+from .normalization import model_feature_names, require_preprocessing, resolve_modality
 
 __all__ = ["Scale", "DuplicateAverager", "imputed_feature_names", "iter_impute", "impute", "write_imputed"]
 
@@ -91,11 +92,11 @@ def iter_impute(
     t = resolve_modality(model, target, "target")
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
-    block_size = _check_block_size(block_size)
+    block_size = check_block_size(block_size)
     inverse = None
     if scale == "log1p":
         require_preprocessing(model, "scale='log1p'")
-        inverse = _scaling(model, t)
+        inverse = stored_scaling(model, t)
     averager = DuplicateAverager(model_feature_names(model, t)) if average_duplicates else None
     for start, stop, z in iter_preprocess(model, X, s, input=input, block_size=block_size, **options):
         y = fixed_shape_call(lambda x, b: model.impute(x, source=s, target=t, batch_size=b), z)
@@ -128,7 +129,7 @@ def impute(
     """
     t = resolve_modality(model, target, "target")
     names = imputed_feature_names(model, t, average_duplicates)
-    _, _, obs_names = _matrix_and_names(X, options.get("layer"), options.get("feature_names"))
+    _, _, obs_names = matrix_and_names(X, options.get("layer"), options.get("feature_names"))
     n = int(X.shape[0]) if not hasattr(X, "n_obs") else int(X.n_obs)
     if out is not None and tuple(out.shape) != (n, len(names)):
         raise ValueError(f"out has shape {tuple(out.shape)}, expected {(n, len(names))}")
@@ -171,7 +172,7 @@ def write_imputed(
     s = resolve_modality(model, source, "source")
     t = resolve_modality(model, target, "target")
     names = imputed_feature_names(model, t, average_duplicates)
-    _, _, input_obs = _matrix_and_names(X, options.get("layer"), options.get("feature_names"))
+    _, _, input_obs = matrix_and_names(X, options.get("layer"), options.get("feature_names"))
     n = int(X.shape[0]) if not hasattr(X, "n_obs") else int(X.n_obs)
     if obs is not None:
         obs_names = [str(o) for o in obs.index]

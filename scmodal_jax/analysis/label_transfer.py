@@ -8,11 +8,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..data.io import LATENT_KEY
 from ..metrics import knn_label_transfer
 
 __all__ = ["knn_transfer", "transfer_labels"]
-
-LATENT_KEY = "X_scmodal"
 
 
 def _missing(labels: np.ndarray) -> np.ndarray:

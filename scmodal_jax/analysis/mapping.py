@@ -35,10 +35,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .._rows import iter_row_blocks, to_dense
+from ..data.io import LATENT_KEY
+from ._common import check_block_size, matrix_and_names, n_features, stored_scaling
 from .normalization import (
     NormStep,
-    _n_features,
-    _scaling,
     model_feature_names,
     normalization_plan,
     require_preprocessing,
@@ -67,34 +68,11 @@ DEFAULT_BLOCK_SIZE = 4096
 #: Rows per compiled model call. Blocks are cut into chunks of this many rows and the last chunk is zero-padded,
 #: so every call has the same shape and results do not depend on the block size (bit for bit).
 MODEL_BATCH = 1024
-LATENT_KEY = "X_scmodal"
 
 
 # ----------------------------------------------------------------------------------------------------------
 # feature selection and row blocks
 # ----------------------------------------------------------------------------------------------------------
-
-
-def _matrix_and_names(data: Any, layer: str | None, feature_names: Sequence[str] | None):
-    """(matrix, names or None, obs_names or None) of an AnnData, a DataFrame or a matrix."""
-    if hasattr(data, "var_names") and hasattr(data, "obs_names"):  # AnnData
-        if layer is not None:
-            if layer not in data.layers:
-                raise KeyError(f"layer {layer!r} not found; available layers: {list(data.layers.keys())}")
-            X = data.layers[layer]
-        else:
-            X = data.X
-        if X is None:
-            raise ValueError("the AnnData object has no X")
-        names = [str(v) for v in data.var_names] if feature_names is None else list(feature_names)
-        return X, names, [str(o) for o in data.obs_names]
-    if isinstance(data, pd.DataFrame):
-        names = [str(c) for c in data.columns] if feature_names is None else list(feature_names)
-        return data.to_numpy(), names, [str(o) for o in data.index]
-    X = data if sp.issparse(data) or hasattr(data, "shape") else np.asarray(data)
-    if len(X.shape) != 2:
-        raise ValueError(f"expected a 2-D matrix (cells x features), got shape {X.shape}")
-    return X, None if feature_names is None else [str(f) for f in feature_names], None
 
 
 def select_features(model_names: Sequence[str], input_names: Sequence[str], what: str = "input") -> np.ndarray:
@@ -121,17 +99,6 @@ def select_features(model_names: Sequence[str], input_names: Sequence[str], what
             f"{len(uniq)} of the model's {len(set(model_names))} features are missing from the {what}: {shown}"
         )
     return np.asarray(cols, np.int64)
-
-
-def _rows(X: Any, start: int, stop: int) -> np.ndarray | sp.csr_matrix:
-    block = X[start:stop]
-    if sp.issparse(block):
-        return sp.csr_matrix(block)
-    return np.asarray(block)
-
-
-def _dense64(block: Any) -> np.ndarray:
-    return block.toarray().astype(np.float64) if sp.issparse(block) else np.asarray(block, dtype=np.float64)
 
 
 def _check_counts_block(block: Any, start: int, modality: str) -> None:
@@ -176,10 +143,10 @@ def iter_preprocess(
     name = model.modalities[i]
     if input not in INPUT_KINDS:
         raise ValueError(f"input must be one of {INPUT_KINDS}, got {input!r}")
-    block_size = _check_block_size(block_size)
-    X, names, _ = _matrix_and_names(data, layer, feature_names)
+    block_size = check_block_size(block_size)
+    X, names, _ = matrix_and_names(data, layer, feature_names)
     n, p_in = int(X.shape[0]), int(X.shape[1])
-    p = _n_features(model, i)
+    p = n_features(model, i)
     model_names = model_feature_names(model, i)
     if names is not None:
         if len(names) != p_in:
@@ -201,15 +168,13 @@ def iter_preprocess(
             plan = []
     scaling = None
     if input != "scaled":
-        scaling = _scaling(model, i)
+        scaling = stored_scaling(model, i)
         if scaling is not None and len(scaling[0]) != p:
             raise ValueError(f"stored scaling has {len(scaling[0])} values for {p} {name} features")
     lib = _library_size(library_size, data, n)
     need_totals = any(s.counts_based and s.totals == "input" for s in plan) and lib is None
 
-    for start in range(0, n, block_size):
-        stop = min(start + block_size, n)
-        raw = _rows(X, start, stop)
+    for start, stop, raw in iter_row_blocks(X, block_size):
         if any(s.counts_based for s in plan):
             _check_counts_block(raw, start, name)
         totals = None
@@ -219,13 +184,12 @@ def iter_preprocess(
             totals = lib[start:stop]
         identity = bool(np.array_equal(cols, np.arange(p_in)))
         if not plan and scaling is None:  # values already in the model's space: no float64 round trip
-            x32 = raw.toarray() if sp.issparse(raw) else np.asarray(raw)
-            x32 = np.ascontiguousarray(x32 if identity else x32[:, cols], dtype=np.float32)
+            x32 = np.ascontiguousarray(to_dense(raw if identity else raw[:, cols], np.float32))
             if not np.all(np.isfinite(x32)):
                 raise ValueError(f"non-finite {name} values (cells {start}:{stop})")
             yield start, stop, x32
             continue
-        x = _dense64(raw[:, cols]) if not identity or sp.issparse(raw) else np.array(raw, dtype=np.float64)
+        x = to_dense(raw[:, cols], np.float64) if not identity or sp.issparse(raw) else np.array(raw, dtype=np.float64)
         for step in plan:
             blk = x[:, step.start : step.stop]
             if step.transform == "normalize_total+log1p":
@@ -245,12 +209,6 @@ def iter_preprocess(
         if not np.all(np.isfinite(x)):
             raise ValueError(f"non-finite {name} values after preprocessing (cells {start}:{stop})")
         yield start, stop, x.astype(np.float32)
-
-
-def _check_block_size(block_size: Any) -> int:
-    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
-        raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
-    return int(block_size)
 
 
 def preprocess(
@@ -280,8 +238,8 @@ def preprocess(
             ``input="counts"``, or no stored preprocessing when it is needed.
     """
     i = resolve_modality(model, modality)
-    X, _, _ = _matrix_and_names(data, layer, feature_names)
-    out = np.empty((X.shape[0], _n_features(model, i)), np.float32)
+    X, _, _ = matrix_and_names(data, layer, feature_names)
+    out = np.empty((X.shape[0], n_features(model, i)), np.float32)
     for start, stop, z in iter_preprocess(
         model, data, i, input=input, layer=layer, feature_names=feature_names, library_size=library_size,
         normalization=normalization, block_size=block_size,
@@ -303,7 +261,7 @@ def fixed_shape_call(fn: Any, z: np.ndarray, batch: int = MODEL_BATCH) -> np.nda
 def encode(model: Any, data: Any, modality: int | str, *, block_size: int = DEFAULT_BLOCK_SIZE, **options: Any):
     """Latent coordinates (n x n_latent) of new cells: :func:`preprocess` then ``model.transform``, by blocks."""
     i = resolve_modality(model, modality)
-    X, _, _ = _matrix_and_names(data, options.get("layer"), options.get("feature_names"))
+    X, _, _ = matrix_and_names(data, options.get("layer"), options.get("feature_names"))
     out = np.empty((X.shape[0], model.hp.n_latent), np.float32)
     for start, stop, z in iter_preprocess(model, data, i, block_size=block_size, **options):
         out[start:stop] = fixed_shape_call(lambda x, b: model.transform(x, modality=i, batch_size=b), z)
@@ -342,7 +300,7 @@ def map_cells(
 
     i = resolve_modality(model, modality)
     latent = encode(model, data, i, block_size=block_size, **options)
-    _, _, obs_names = _matrix_and_names(data, options.get("layer"), options.get("feature_names"))
+    _, _, obs_names = matrix_and_names(data, options.get("layer"), options.get("feature_names"))
     if hasattr(data, "obs"):
         obs = data.obs.copy()
     else:
@@ -354,7 +312,7 @@ def map_cells(
     out.uns["scmodal_mapping"] = {
         "modality": model.modalities[i],
         "input": options.get("input", "counts"),
-        "n_features": _n_features(model, i),
+        "n_features": n_features(model, i),
     }
     if label_key is not None:
         if reference is None:

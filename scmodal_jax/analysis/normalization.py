@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from ._common import n_features
+
 # ----------------------------------------------------------------------------------------------------------
 # model metadata
 # ----------------------------------------------------------------------------------------------------------
@@ -45,13 +47,6 @@ def require_preprocessing(model: Any, why: str) -> dict[str, Any]:
     return rec
 
 
-def _n_features(model: Any, i: int) -> int:
-    nets = getattr(model, "_nets", None)
-    if nets is not None:
-        return int(nets.n_features[i])
-    return len(model.preprocessing_["feature_names"][i])
-
-
 def model_feature_names(model: Any, modality: int | str) -> list[str]:
     """Names of the model's input columns of ``modality`` (linked names may repeat); ``feature_<j>`` when the
     model stores no names."""
@@ -59,17 +54,7 @@ def model_feature_names(model: Any, modality: int | str) -> list[str]:
     rec = getattr(model, "preprocessing_", None)
     if rec and rec.get("feature_names"):
         return [str(f) for f in rec["feature_names"][i]]
-    return [f"feature_{j}" for j in range(_n_features(model, i))]
-
-
-def _scaling(model: Any, i: int) -> tuple[np.ndarray, np.ndarray, float | None] | None:
-    rec = getattr(model, "preprocessing_", None) or {}
-    scalings = rec.get("scaling") or []
-    if i >= len(scalings) or scalings[i] is None or scalings[i].get("mean") is None:
-        return None
-    sc = scalings[i]
-    mv = sc.get("max_value")
-    return np.asarray(sc["mean"], np.float64), np.asarray(sc["std"], np.float64), None if mv is None else float(mv)
+    return [f"feature_{j}" for j in range(n_features(model, i))]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -160,7 +145,7 @@ def normalization_plan(model: Any, modality: int | str, normalization: Any = Non
         ValueError: no stored preprocessing, an unknown recipe or an unstored target (pass ``normalization=``).
     """
     i = resolve_modality(model, modality)
-    p = _n_features(model, i)
+    p = n_features(model, i)
     if normalization is not None:
         if isinstance(normalization, str):
             return [NormStep.from_spec({"transform": normalization}, p)]

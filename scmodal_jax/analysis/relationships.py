@@ -29,10 +29,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
+from .._rows import iter_row_blocks, to_dense
+from ._common import check_block_size
 from .genomic import DEFAULT_WINDOW, window_pairs
-from .mapping import DEFAULT_BLOCK_SIZE, _check_block_size, preprocess
+from .mapping import DEFAULT_BLOCK_SIZE, preprocess
 from .normalization import resolve_modality
 
 __all__ = ["feature_correlations", "infer_relationships"]
@@ -45,12 +46,8 @@ def _blocks_of(a: Any, n: int, block_size: int) -> Iterable[tuple[int, int, Any]
     if hasattr(a, "shape") and len(a.shape) == 2:
         if a.shape[0] != n:
             raise ValueError(f"a has {a.shape[0]} cells but b has {n}")
-        return ((s, min(s + block_size, n), a[s : min(s + block_size, n)]) for s in range(0, n, block_size))
+        return iter_row_blocks(a, block_size)
     return a
-
-
-def _dense(x: Any) -> np.ndarray:
-    return x.toarray().astype(np.float64) if sp.issparse(x) else np.asarray(x, dtype=np.float64)
 
 
 def feature_correlations(
@@ -85,7 +82,7 @@ def feature_correlations(
         (and ``distance``), sorted by decreasing ``|r|``.
     """
     n, p_b = int(b.shape[0]), int(b.shape[1])
-    block_size = _check_block_size(block_size)
+    block_size = check_block_size(block_size)
     if pvalue not in PVALUES:
         raise ValueError(f"pvalue must be one of {PVALUES}, got {pvalue!r}")
     if isinstance(n_permutations, bool) or not isinstance(n_permutations, (int, np.integer)) or n_permutations < 0:
@@ -154,19 +151,19 @@ def feature_correlations(
     for start, stop, blk in _chain(first, blocks):
         if start != seen:
             raise ValueError(f"blocks of a must cover the cells in order: got rows {start}:{stop} after {seen}")
-        A = _dense(blk)
+        A = to_dense(blk, np.float64)
         if A.shape != (stop - start, p_a):
             raise ValueError(f"block {start}:{stop} of a has shape {A.shape}, expected {(stop - start, p_a)}")
         A = A[:, a_cols] if not all_pairs else A
         if shift_a is None:
             shift_a = A.mean(axis=0)
         A = A - shift_a
-        B = _dense(b_sel[start:stop]) - shift_b
+        B = to_dense(b_sel[start:stop], np.float64) - shift_b
         sa += A.sum(axis=0)
         saa += (A * A).sum(axis=0)
         sb += B.sum(axis=0)
         sbb += (B * B).sum(axis=0)
-        b_views = [B] + [_dense(b_sel[perm[start:stop]]) - shift_b for perm in perms]
+        b_views = [B] + [to_dense(b_sel[perm[start:stop]], np.float64) - shift_b for perm in perms]
         if all_pairs:
             stacked = np.hstack(b_views)
             cross += (A.T @ stacked).reshape(a_cols.size, 1 + n_perm, b_cols.size).transpose(1, 0, 2)

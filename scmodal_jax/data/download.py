@@ -3,7 +3,8 @@
 :data:`REGISTRY` maps a name to a :class:`RemoteFile` (URL, cache file name, dataset sub-folder, expected
 sha256/size, provenance). :func:`fetch` downloads a registered file (or any URL, ``file://`` included) into
 the cache folder (:func:`get_cache_dir`), checks its size and sha256 when they are known, and returns its
-path. The parsers are in :mod:`scmodal_jax.data.readers`, the dataset loaders in :mod:`scmodal_jax.data.paper`.
+path. The parsers are in :mod:`scmodal_jax.data.readers`, the dataset loaders in
+:mod:`scmodal_jax.data.loaders.paper` and the dataset index in :mod:`scmodal_jax.data.registry`.
 
 Honesty note on the registry: the URLs were written from the public accession pages (GEO, 10x Genomics, the
 MaxFuse data archive, FlowRepository) without network access, so every entry has ``verified=False`` until
@@ -28,6 +29,7 @@ from tqdm.auto import tqdm
 
 __all__ = [
     "CACHE_DIR_ENV",
+    "CHUNK_BYTES",
     "REGISTRY",
     "RemoteFile",
     "DownloadError",
@@ -41,7 +43,8 @@ log = logging.getLogger(__name__)
 
 CACHE_DIR_ENV = "SCMODAL_CACHE_DIR"
 _DEFAULT_CACHE = Path("~/.cache/scmodal_jax")
-_CHUNK = 1 << 20
+#: Bytes read or written per block when downloading, hashing or extracting files.
+CHUNK_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -207,7 +210,7 @@ def sha256sum(path: str | os.PathLike) -> str:
     """Hex sha256 of a file (read in 1 MiB chunks)."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(_CHUNK), b""):
+        for block in iter(lambda: fh.read(CHUNK_BYTES), b""):
             digest.update(block)
     return digest.hexdigest()
 
@@ -328,7 +331,7 @@ def fetch(
             ) as bar:
                 while True:
                     try:
-                        block = response.read(_CHUNK)
+                        block = response.read(CHUNK_BYTES)
                     except OSError as err:
                         raise DownloadError(
                             f"Download of '{key}' from {entry.url} was interrupted: {err}.\n"

@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .._rows import iter_row_blocks
+
 __all__ = [
     "parse_peak_names",
     "read_gene_annotation",
@@ -269,8 +271,6 @@ def gene_activity(
     """
     import anndata as ad
 
-    from .hvg import iter_row_chunks
-
     if isinstance(atac, ad.AnnData):
         X = atac.X
         obs = atac.obs.copy()
@@ -312,7 +312,7 @@ def gene_activity(
         )
 
     blocks = []
-    for _, _, block in iter_row_chunks(X, chunk_size):
+    for _, _, block in iter_row_blocks(X, chunk_size, whole_in_memory=True):
         B = block if sp.issparse(block) else sp.csr_matrix(block)
         blocks.append(sp.csr_matrix(B.astype(np.float32) @ M))
     GA = sp.vstack(blocks, format="csr") if len(blocks) > 1 else blocks[0]

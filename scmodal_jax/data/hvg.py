@@ -14,73 +14,25 @@ The loess is written here (local weighted quadratic regression with tricube weig
 every gene); ``scanpy`` uses ``skmisc.loess`` whose default kd-tree interpolation differs slightly, so the
 selected sets agree closely but not always to the last gene.
 
-Works on numpy arrays, any scipy sparse matrix and backed AnnData matrices (read in row chunks).
+Works on numpy arrays, any scipy sparse matrix and backed AnnData matrices (read in row blocks).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .._rows import column_mean_var, iter_row_blocks
+
 __all__ = [
-    "iter_row_chunks",
-    "column_mean_var",
     "loess_fit",
     "highly_variable_genes_seurat_v3",
     "select_hvg",
 ]
-
-
-def _is_in_memory(X: Any) -> bool:
-    return isinstance(X, np.ndarray) or sp.issparse(X)
-
-
-def iter_row_chunks(X: Any, chunk_size: int = 10_000) -> Iterator[tuple[int, int, np.ndarray | sp.csr_matrix]]:
-    """Yield ``(start, stop, block)`` row blocks of ``X``.
-
-    In-memory numpy / scipy matrices are yielded whole (sparse as CSR, never densified); backed matrices
-    (``h5py`` datasets, AnnData backed sparse datasets) are read ``chunk_size`` rows at a time.
-    """
-    n = X.shape[0]
-    if isinstance(X, np.ndarray):
-        yield 0, n, X
-        return
-    if sp.issparse(X):
-        yield 0, n, sp.csr_matrix(X) if not sp.isspmatrix_csr(X) else X
-        return
-    for start in range(0, n, chunk_size):
-        stop = min(start + chunk_size, n)
-        block = X[start:stop]
-        if sp.issparse(block):
-            block = sp.csr_matrix(block)
-        else:
-            block = np.asarray(block)
-        yield start, stop, block
-
-
-def column_mean_var(X: Any, ddof: int = 1, chunk_size: int = 10_000) -> tuple[np.ndarray, np.ndarray]:
-    """Per-column mean and variance (float64) of a dense, sparse or backed matrix without densifying it."""
-    n, p = X.shape
-    s1 = np.zeros(p, dtype=np.float64)
-    s2 = np.zeros(p, dtype=np.float64)
-    for _, _, block in iter_row_chunks(X, chunk_size):
-        if sp.issparse(block):
-            data = block.data.astype(np.float64, copy=False)
-            s1 += np.bincount(block.indices, weights=data, minlength=p)
-            s2 += np.bincount(block.indices, weights=data * data, minlength=p)
-        else:
-            b = block.astype(np.float64, copy=False)
-            s1 += b.sum(axis=0)
-            s2 += (b * b).sum(axis=0)
-    mean = s1 / n
-    var = np.maximum(s2 / n - mean**2, 0.0)
-    if ddof and n > ddof:
-        var *= n / (n - ddof)
-    return mean, var
 
 
 def loess_fit(
@@ -177,7 +129,7 @@ def highly_variable_genes_seurat_v3(
         ``highly_variable`` (bool).
     """
     n, p = X.shape
-    mean, var = column_mean_var(X, ddof=1, chunk_size=chunk_size)
+    mean, var = column_mean_var(X, ddof=1, block_rows=chunk_size)
     not_const = var > 0
     estimated = np.zeros(p)
     if not_const.sum() > 0:
@@ -187,7 +139,7 @@ def highly_variable_genes_seurat_v3(
 
     s1 = np.zeros(p)
     s2 = np.zeros(p)
-    for _, _, block in iter_row_chunks(X, chunk_size):
+    for _, _, block in iter_row_blocks(X, chunk_size, whole_in_memory=True):
         if sp.issparse(block):
             data = np.minimum(block.data.astype(np.float64), clip_val[block.indices])
             s1 += np.bincount(block.indices, weights=data, minlength=p)

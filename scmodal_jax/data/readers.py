@@ -6,15 +6,13 @@
 * :func:`read_fcs` -- list-mode FCS 2.0/3.0/3.1 cytometry files;
 * :func:`read_loom` -- loom files.
 
-Also holds the small naming helpers shared by the dataset loaders (unique feature names, obs_name suffixes
-for paired modalities).
+Repeated feature names are made unique (as anndata's ``var_names_make_unique``).
 """
 
 from __future__ import annotations
 
 import gzip
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,8 @@ import pandas as pd
 import scipy.io
 import scipy.sparse as sp
 
+from ._obs import unique_names
+
 __all__ = [
     "read_10x_h5",
     "read_10x_mtx",
@@ -32,29 +32,6 @@ __all__ = [
     "read_fcs",
     "read_loom",
 ]
-
-# ----------------------------------------------------------------------------------------------------------
-# Naming helpers (shared with the dataset loaders)
-# ----------------------------------------------------------------------------------------------------------
-
-
-def _suffixes(paired_obs_suffix: bool | Sequence[str], default: Sequence[str]) -> tuple[str, ...] | None:
-    if paired_obs_suffix is False or paired_obs_suffix is None:
-        return None
-    if paired_obs_suffix is True:
-        return tuple(default)
-    suffixes = tuple(paired_obs_suffix)
-    if len(suffixes) != len(default) or len(set(suffixes)) != len(suffixes):
-        raise ValueError(f"paired_obs_suffix needs {len(default)} distinct strings, got {paired_obs_suffix!r}")
-    return suffixes
-
-
-def _apply_suffix(adata: ad.AnnData, suffix: str | None) -> ad.AnnData:
-    """Append ``suffix`` to obs_names, keeping the original name in ``obs['barcode']``."""
-    if suffix:
-        adata.obs["barcode"] = adata.obs_names.to_numpy()
-        adata.obs_names = [f"{name}{suffix}" for name in adata.obs_names]
-    return adata
 
 
 def _decode(values: Any) -> np.ndarray:
@@ -64,12 +41,6 @@ def _decode(values: Any) -> np.ndarray:
     if arr.dtype.kind == "O":
         return np.array([v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in arr], dtype=object)
     return arr.astype(str).astype(object)
-
-
-def _unique(names: Any) -> pd.Index:
-    """String index with repeated names suffixed ``-1``, ``-2``, ... (as ``var_names_make_unique``)."""
-    index = pd.Index([str(n) for n in names], dtype=object)
-    return ad.utils.make_index_unique(index) if not index.is_unique else index
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -108,7 +79,7 @@ def read_10x_h5(path: str | os.PathLike, genome: str | None = None) -> ad.AnnDat
             (grp["data"][()].astype(np.float32), grp["indices"][()], grp["indptr"][()]), shape=(n_cells, n_features)
         )
         barcodes = _decode(grp["barcodes"][()])
-    var.index = _unique(names)
+    var.index = unique_names(names)
     return ad.AnnData(X=X, obs=pd.DataFrame(index=pd.Index(barcodes.astype(str))), var=var)
 
 
@@ -128,9 +99,9 @@ def read_10x_mtx(matrix: str | os.PathLike, features: str | os.PathLike, barcode
     feats = pd.read_csv(features, sep="\t", header=None, dtype=str)
     cells = pd.read_csv(barcodes, sep="\t", header=None, dtype=str).iloc[:, 0].to_numpy()
     if feats.shape[1] == 1:
-        var = pd.DataFrame(index=_unique(feats.iloc[:, 0]))
+        var = pd.DataFrame(index=unique_names(feats.iloc[:, 0]))
     else:
-        var = pd.DataFrame({"gene_ids": feats.iloc[:, 0].to_numpy()}, index=_unique(feats.iloc[:, 1]))
+        var = pd.DataFrame({"gene_ids": feats.iloc[:, 0].to_numpy()}, index=unique_names(feats.iloc[:, 1]))
         if feats.shape[1] >= 3:
             var["feature_types"] = feats.iloc[:, 2].to_numpy()
     if X.shape != (len(cells), len(var)):
@@ -160,7 +131,7 @@ def read_count_table(
         M, cells, feats = M.T.tocsr(), np.asarray(columns), row_names
     else:
         cells, feats = row_names, np.asarray(columns)
-    return ad.AnnData(X=M, obs=pd.DataFrame(index=pd.Index(cells)), var=pd.DataFrame(index=_unique(feats)))
+    return ad.AnnData(X=M, obs=pd.DataFrame(index=pd.Index(cells)), var=pd.DataFrame(index=unique_names(feats)))
 
 
 def _parse_fcs_text(raw: bytes) -> dict[str, str]:
@@ -247,5 +218,5 @@ def read_loom(path: str | os.PathLike, cell_block: int = 4096) -> ad.AnnData:
 
         obs, var = attrs("col_attrs", n_cells), attrs("row_attrs", n_genes)
     obs.index = pd.Index(obs.pop("CellID").astype(str)) if "CellID" in obs else pd.Index(map(str, range(n_cells)))
-    var.index = _unique(var.pop("Gene")) if "Gene" in var else pd.Index(map(str, range(n_genes)))
+    var.index = unique_names(var.pop("Gene")) if "Gene" in var else pd.Index(map(str, range(n_genes)))
     return ad.AnnData(X=sp.vstack(blocks).tocsr() if blocks else sp.csr_matrix((0, n_genes)), obs=obs, var=var)

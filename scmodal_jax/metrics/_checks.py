@@ -1,4 +1,4 @@
-"""Input validation shared by the metrics: latents, labels, integer knobs."""
+"""Input validation shared by the metrics: latents, labels, integer knobs (internal API of the package)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 ArrayLike = Any
 
 
-def _check_latent(x: ArrayLike, name: str) -> np.ndarray:
+def check_latent(x: ArrayLike, name: str) -> np.ndarray:
     """Return ``x`` as a finite 2-D float64 array with at least one row and column."""
     try:
         arr = np.asarray(x)
@@ -30,7 +30,7 @@ def _check_latent(x: ArrayLike, name: str) -> np.ndarray:
     return arr
 
 
-def _check_labels(labels: ArrayLike, n: int, name: str) -> np.ndarray:
+def check_labels(labels: ArrayLike, n: int, name: str) -> np.ndarray:
     """Return ``labels`` as a 1-D array of length ``n``."""
     arr = np.asarray(labels)
     if arr.ndim != 1:
@@ -44,7 +44,7 @@ def _check_labels(labels: ArrayLike, n: int, name: str) -> np.ndarray:
     return arr
 
 
-def _encode_labels(*label_arrays: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+def encode_labels(*label_arrays: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     """Jointly integer-encode several label arrays; returns (classes, codes per array)."""
     pooled = np.concatenate([np.asarray(a) for a in label_arrays])
     try:
@@ -59,7 +59,7 @@ def _encode_labels(*label_arrays: np.ndarray) -> tuple[np.ndarray, list[np.ndarr
     return classes, codes
 
 
-def _check_int(value: Any, name: str, minimum: int = 1) -> int:
+def check_int(value: Any, name: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise ValueError(f"{name} must be an integer, got {value!r}")
     if value < minimum:
@@ -67,22 +67,22 @@ def _check_int(value: Any, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
-def _check_same_dim(arrays: Sequence[np.ndarray], names: Sequence[str]) -> None:
+def check_same_dim(arrays: Sequence[np.ndarray], names: Sequence[str]) -> None:
     dims = {a.shape[1] for a in arrays}
     if len(dims) != 1:
         desc = ", ".join(f"{n}: {a.shape[1]}" for a, n in zip(arrays, names, strict=True))
         raise ValueError(f"all latents must have the same number of features, got {desc}")
 
 
-def _check_latent_list(latents: Any, name: str = "latents", min_len: int = 1) -> list[np.ndarray]:
+def check_latent_list(latents: Any, name: str = "latents", min_len: int = 1) -> list[np.ndarray]:
     if isinstance(latents, np.ndarray) or not isinstance(latents, Sequence) or isinstance(latents, str):
         raise ValueError(f"{name} must be a list of 2-D arrays (one per dataset)")
     if len(latents) < min_len:
         raise ValueError(f"{name} must contain at least {min_len} dataset(s), got {len(latents)}")
-    arrs = [_check_latent(x, f"{name}[{i}]") for i, x in enumerate(latents)]
-    _check_same_dim(arrs, [f"{name}[{i}]" for i in range(len(arrs))])
+    arrs = [check_latent(x, f"{name}[{i}]") for i, x in enumerate(latents)]
+    check_same_dim(arrs, [f"{name}[{i}]" for i in range(len(arrs))])
     return arrs
 
 
-def _check_block_size(block_size: int) -> int:
-    return _check_int(block_size, "block_size", minimum=1)
+def check_block_size(block_size: int) -> int:
+    return check_int(block_size, "block_size", minimum=1)

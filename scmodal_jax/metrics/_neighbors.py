@@ -2,7 +2,8 @@
 
 Query cells are processed in row blocks of ``block_size`` rows and the reference cells are streamed in
 chunks of ``block_size`` rows, so no ``n x n`` matrix is ever materialised.  The kernels of the individual
-metrics (FOSCTTM, pair distance, silhouette) live next to their metric and reuse the helpers here.
+metrics (FOSCTTM, pair distance, silhouette) live next to their metric and reuse the helpers here
+(internal API of the package).
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ import numpy as np
 DEFAULT_BLOCK_SIZE = 2048
 
 
-def _center32(*arrays: np.ndarray) -> list[np.ndarray]:
+def center32(*arrays: np.ndarray) -> list[np.ndarray]:
     """Subtract the pooled mean (in float64) and cast to float32; distances are unchanged."""
     mean = np.concatenate(arrays, axis=0).mean(axis=0)
     return [np.ascontiguousarray(a - mean, dtype=np.float32) for a in arrays]
 
 
-def _chunk_reference(ref: np.ndarray, chunk: int) -> tuple[jax.Array, jax.Array]:
+def chunk_reference(ref: np.ndarray, chunk: int) -> tuple[jax.Array, jax.Array]:
     """Pad ``ref`` (n, d) to whole chunks; returns (n_chunks, chunk, d) data and (n_chunks, chunk)
     global indices, with -1 marking padding rows."""
     n, d = ref.shape
@@ -42,7 +43,7 @@ def _query_blocks(n: int, block: int):
         yield start, min(start + block, n)
 
 
-def _map_blocks(fn, n: int, block: int) -> tuple[np.ndarray, ...]:
+def map_blocks(fn, n: int, block: int) -> tuple[np.ndarray, ...]:
     """Run ``fn(start, stop)`` (returning a device array or tuple of them, padded to ``block``
     rows) for every query block and concatenate the valid rows on the host.  All blocks are
     dispatched before any result is fetched, so JAX's asynchronous dispatch keeps the device busy.
@@ -55,7 +56,7 @@ def _map_blocks(fn, n: int, block: int) -> tuple[np.ndarray, ...]:
     return tuple(np.concatenate(col, axis=0) for col in columns)
 
 
-def _pad_rows(x: np.ndarray, rows: int, fill: float | int = 0) -> np.ndarray:
+def pad_rows(x: np.ndarray, rows: int, fill: float | int = 0) -> np.ndarray:
     """Pad the first axis of ``x`` to ``rows`` rows with ``fill``."""
     if x.shape[0] == rows:
         return x
@@ -63,7 +64,7 @@ def _pad_rows(x: np.ndarray, rows: int, fill: float | int = 0) -> np.ndarray:
     return np.concatenate([x, pad], axis=0)
 
 
-def _sq_dists(q: jax.Array, r: jax.Array) -> jax.Array:
+def sq_dists(q: jax.Array, r: jax.Array) -> jax.Array:
     """Squared Euclidean distances between rows of q (B, d) and r (C, d), clamped at 0."""
     qq = jnp.sum(q * q, axis=1)
     rr = jnp.sum(r * r, axis=1)
@@ -87,7 +88,7 @@ def _knn_kernel(
     def body(carry, xs):
         best_d, best_i = carry
         r, rid = xs
-        d2 = _sq_dists(q, r)
+        d2 = sq_dists(q, r)
         d2 = jnp.where(rid[None, :] == qid[:, None], self_value, d2)
         d2 = jnp.where(rid[None, :] < 0, jnp.inf, d2)
         all_d = jnp.concatenate([best_d, d2], axis=1)
@@ -102,7 +103,7 @@ def _knn_kernel(
     return best_d, best_i
 
 
-def _knn(
+def knn(
     query: np.ndarray,
     ref: np.ndarray,
     k: int,
@@ -113,16 +114,16 @@ def _knn(
     """Blockwise exact kNN; query/ref already centred float32.  Returns (sq_dists, indices)."""
     nq, nr = query.shape[0], ref.shape[0]
     bq, cr = min(block_size, nq), min(block_size, nr)
-    r_chunks, rid_chunks = _chunk_reference(ref, cr)
+    r_chunks, rid_chunks = chunk_reference(ref, cr)
     self_value = jnp.float32(np.inf if self_mode == "exclude" else -1.0)
     if query_ids is None:
         query_ids = np.full(nq, -2, dtype=np.int32)
     query_ids = query_ids.astype(np.int32)
 
     def block(start: int, stop: int) -> tuple[jax.Array, jax.Array]:
-        qb = jnp.asarray(_pad_rows(query[start:stop], bq))
-        qid = jnp.asarray(_pad_rows(query_ids[start:stop], bq, fill=-2))
+        qb = jnp.asarray(pad_rows(query[start:stop], bq))
+        qid = jnp.asarray(pad_rows(query_ids[start:stop], bq, fill=-2))
         return _knn_kernel(qb, qid, r_chunks, rid_chunks, self_value, k=k)
 
-    out_d, out_i = _map_blocks(block, nq, bq)
+    out_d, out_i = map_blocks(block, nq, bq)
     return out_d, out_i.astype(np.int64)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._checks import ArrayLike, _check_latent_list
+from ._checks import ArrayLike, check_latent_list
 from ._neighbors import DEFAULT_BLOCK_SIZE
 from .label_transfer import label_transfer_accuracy
 from .mixing import kbet, mixing_metric
@@ -43,7 +43,7 @@ def evaluate(
     Returns:
         Dict mapping metric name to value.
     """
-    xs = _check_latent_list(latents)
+    xs = check_latent_list(latents)
     if paired and (len(xs) != 2 or xs[0].shape[0] != xs[1].shape[0]):
         raise ValueError(
             f"paired=True needs exactly 2 datasets with the same number of cells, got sizes {[x.shape[0] for x in xs]}"

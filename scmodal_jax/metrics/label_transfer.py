@@ -6,14 +6,14 @@ import numpy as np
 
 from ._checks import (
     ArrayLike,
-    _check_block_size,
-    _check_int,
-    _check_labels,
-    _check_latent,
-    _check_same_dim,
-    _encode_labels,
+    check_block_size,
+    check_int,
+    check_labels,
+    check_latent,
+    check_same_dim,
+    encode_labels,
 )
-from ._neighbors import DEFAULT_BLOCK_SIZE, _center32, _knn
+from ._neighbors import DEFAULT_BLOCK_SIZE, center32, knn
 
 __all__ = ["knn_label_transfer", "label_transfer_accuracy"]
 
@@ -50,18 +50,18 @@ def knn_label_transfer(
     Raises:
         ValueError: on malformed shapes, non-finite values, label/cell count mismatch or bad ``k``.
     """
-    src = _check_latent(source_latent, "source_latent")
-    tgt = _check_latent(target_latent, "target_latent")
-    _check_same_dim([src, tgt], ["source_latent", "target_latent"])
-    src_labels = _check_labels(source_labels, src.shape[0], "source_labels")
-    k = _check_int(k, "k")
+    src = check_latent(source_latent, "source_latent")
+    tgt = check_latent(target_latent, "target_latent")
+    check_same_dim([src, tgt], ["source_latent", "target_latent"])
+    src_labels = check_labels(source_labels, src.shape[0], "source_labels")
+    k = check_int(k, "k")
     if k > src.shape[0]:
         raise ValueError(f"k={k} exceeds the number of source cells ({src.shape[0]})")
-    block_size = _check_block_size(block_size)
+    block_size = check_block_size(block_size)
 
-    classes, (codes,) = _encode_labels(src_labels)
-    src32, tgt32 = _center32(src, tgt)
-    _, idx = _knn(tgt32, src32, k, block_size)
+    classes, (codes,) = encode_labels(src_labels)
+    src32, tgt32 = center32(src, tgt)
+    _, idx = knn(tgt32, src32, k, block_size)
     nbr = codes[idx]  # (n_target, k)
     pred = np.empty(tgt.shape[0], dtype=np.int64)
     conf = np.empty(tgt.shape[0], dtype=np.float64)
@@ -100,8 +100,8 @@ def label_transfer_accuracy(
     Returns:
         Accuracy in [0, 1] (higher is better).
     """
-    tgt = _check_latent(target_latent, "target_latent")
-    tgt_labels = _check_labels(target_labels, tgt.shape[0], "target_labels")
+    tgt = check_latent(target_latent, "target_latent")
+    tgt_labels = check_labels(target_labels, tgt.shape[0], "target_labels")
     pred, _ = knn_label_transfer(source_latent, source_labels, tgt, k=1, block_size=block_size)
-    _, (pred_codes, tgt_codes) = _encode_labels(pred, tgt_labels)
+    _, (pred_codes, tgt_codes) = encode_labels(pred, tgt_labels)
     return float(np.mean(pred_codes == tgt_codes))

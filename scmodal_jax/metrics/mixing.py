@@ -8,8 +8,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.stats import chi2
 
-from ._checks import ArrayLike, _check_block_size, _check_int, _check_latent_list
-from ._neighbors import DEFAULT_BLOCK_SIZE, _center32, _knn
+from ._checks import ArrayLike, check_block_size, check_int, check_latent_list
+from ._neighbors import DEFAULT_BLOCK_SIZE, center32, knn
 
 __all__ = ["kbet", "mixing_metric"]
 
@@ -57,14 +57,14 @@ def mixing_metric(
     Returns:
         The mean mixing metric over (sampled) cells.
     """
-    xs = _check_latent_list(latents, min_len=2)
-    k = _check_int(k, "k")
-    k_dataset = _check_int(k_dataset, "k_dataset")
+    xs = check_latent_list(latents, min_len=2)
+    k = check_int(k, "k")
+    k_dataset = check_int(k_dataset, "k_dataset")
     if k_dataset > k:
         raise ValueError(f"k_dataset={k_dataset} must not exceed k={k}")
     if max_cells is not None:
-        max_cells = _check_int(max_cells, "max_cells")
-    block_size = _check_block_size(block_size)
+        max_cells = check_int(max_cells, "max_cells")
+    block_size = check_block_size(block_size)
     pooled, batch = _pool(xs)
     if max_cells is not None and pooled.shape[0] > max_cells:
         keep = np.sort(np.random.default_rng(seed).choice(pooled.shape[0], size=max_cells, replace=False))
@@ -72,8 +72,8 @@ def mixing_metric(
     n = pooled.shape[0]
     if k > n:
         raise ValueError(f"k={k} exceeds the number of pooled cells ({n})")
-    (x32,) = _center32(pooled)
-    _, idx = _knn(x32, x32, k, block_size, query_ids=np.arange(n), self_mode="first")
+    (x32,) = center32(pooled)
+    _, idx = knn(x32, x32, k, block_size, query_ids=np.arange(n), self_mode="first")
     nbr_batch = batch[idx]  # (n, k), column 0 is the cell itself
     present = np.unique(batch)
     positions = np.empty((n, len(present)), dtype=np.float64)
@@ -126,14 +126,14 @@ def kbet(
     Returns:
         The median acceptance rate in [0, 1].
     """
-    xs = _check_latent_list(latents, min_len=2)
+    xs = check_latent_list(latents, min_len=2)
     if k is None:
         k = max(2, int(np.mean([x.shape[0] for x in xs]) // 4))
-    k = _check_int(k, "k", minimum=2)
-    repetitions = _check_int(repetitions, "repetitions")
+    k = check_int(k, "k", minimum=2)
+    repetitions = check_int(repetitions, "repetitions")
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating)) or not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be a number in (0, 1), got {alpha!r}")
-    block_size = _check_block_size(block_size)
+    block_size = check_block_size(block_size)
     pooled, batch = _pool(xs)
     n = pooled.shape[0]
     if k > n:
@@ -141,15 +141,15 @@ def kbet(
     if sample_size is None:
         sample_size = min(1000, max(math.ceil(0.1 * n), min(25, n)))
     else:
-        sample_size = _check_int(sample_size, "sample_size")
+        sample_size = check_int(sample_size, "sample_size")
         if sample_size > n:
             raise ValueError(f"sample_size={sample_size} exceeds the number of pooled cells ({n})")
 
     rng = np.random.default_rng(seed)
     samples = [rng.choice(n, size=sample_size, replace=False) for _ in range(repetitions)]
     queried = np.unique(np.concatenate(samples))
-    (x32,) = _center32(pooled)
-    _, idx = _knn(x32[queried], x32, k - 1, block_size, query_ids=queried, self_mode="exclude")
+    (x32,) = center32(pooled)
+    _, idx = knn(x32[queried], x32, k - 1, block_size, query_ids=queried, self_mode="exclude")
     n_sets = len(xs)
     neighbourhood = np.concatenate([queried[:, None], idx], axis=1)
     observed = np.stack([np.sum(batch[neighbourhood] == b, axis=1) for b in range(n_sets)], axis=1)

@@ -6,8 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._checks import ArrayLike, _check_block_size, _check_latent, _check_same_dim
-from ._neighbors import DEFAULT_BLOCK_SIZE, _center32, _chunk_reference, _map_blocks, _pad_rows, _sq_dists
+from ._checks import ArrayLike, check_block_size, check_latent, check_same_dim
+from ._neighbors import DEFAULT_BLOCK_SIZE, center32, chunk_reference, map_blocks, pad_rows, sq_dists
 
 __all__ = ["foscttm", "pair_distance"]
 
@@ -21,7 +21,7 @@ def _foscttm_kernel(
 
     def body(count, xs):
         r, rid = xs
-        d2 = _sq_dists(q, r)
+        d2 = sq_dists(q, r)
         closer = (d2 < diag[:, None]) & (rid[None, :] >= 0) & (rid[None, :] != qid[:, None])
         return count + jnp.sum(closer, axis=1, dtype=jnp.int32), None
 
@@ -38,7 +38,7 @@ def _pair_distance_kernel(
 
     def body(total, xs):
         r, rid = xs
-        d = jnp.sqrt(_sq_dists(q, r))
+        d = jnp.sqrt(sq_dists(q, r))
         return total + jnp.sum(jnp.where(rid[None, :] >= 0, d, 0.0), axis=1), None
 
     total, _ = jax.lax.scan(body, jnp.zeros(q.shape[0], jnp.float32), (r_chunks, rid_chunks))
@@ -46,11 +46,11 @@ def _pair_distance_kernel(
 
 
 def _check_paired(a: ArrayLike, b: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-    a = _check_latent(a, "a")
-    b = _check_latent(b, "b")
+    a = check_latent(a, "a")
+    b = check_latent(b, "b")
     if a.shape[0] != b.shape[0]:
         raise ValueError(f"paired data must have the same number of cells, got {a.shape[0]} and {b.shape[0]}")
-    _check_same_dim([a, b], ["a", "b"])
+    check_same_dim([a, b], ["a", "b"])
     if a.shape[0] < 2:
         raise ValueError("paired metrics need at least 2 cells")
     return a, b
@@ -59,16 +59,16 @@ def _check_paired(a: ArrayLike, b: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
 def _foscttm_one_direction(q: np.ndarray, r: np.ndarray, block_size: int) -> np.ndarray:
     n = q.shape[0]
     bq = min(block_size, n)
-    r_chunks, rid_chunks = _chunk_reference(r, bq)
+    r_chunks, rid_chunks = chunk_reference(r, bq)
     ids = np.arange(n, dtype=np.int32)
 
     def block(start: int, stop: int) -> jax.Array:
-        qb = jnp.asarray(_pad_rows(q[start:stop], bq))
-        mb = jnp.asarray(_pad_rows(r[start:stop], bq))
-        qid = jnp.asarray(_pad_rows(ids[start:stop], bq, fill=-2))
+        qb = jnp.asarray(pad_rows(q[start:stop], bq))
+        mb = jnp.asarray(pad_rows(r[start:stop], bq))
+        qid = jnp.asarray(pad_rows(ids[start:stop], bq, fill=-2))
         return _foscttm_kernel(qb, qid, mb, r_chunks, rid_chunks)
 
-    (counts,) = _map_blocks(block, n, bq)
+    (counts,) = map_blocks(block, n, bq)
     return counts.astype(np.float64) / (n - 1)
 
 
@@ -91,8 +91,8 @@ def foscttm(a: ArrayLike, b: ArrayLike, *, block_size: int = DEFAULT_BLOCK_SIZE)
         FOSCTTM in [0, 1].
     """
     a, b = _check_paired(a, b)
-    block_size = _check_block_size(block_size)
-    a32, b32 = _center32(a, b)
+    block_size = check_block_size(block_size)
+    a32, b32 = center32(a, b)
     fa = _foscttm_one_direction(a32, b32, block_size)
     fb = _foscttm_one_direction(b32, a32, block_size)
     return float((fa.mean() + fb.mean()) / 2.0)
@@ -101,14 +101,14 @@ def foscttm(a: ArrayLike, b: ArrayLike, *, block_size: int = DEFAULT_BLOCK_SIZE)
 def _pair_distance_one_direction(q: np.ndarray, r: np.ndarray, block_size: int) -> np.ndarray:
     n = q.shape[0]
     bq = min(block_size, n)
-    r_chunks, rid_chunks = _chunk_reference(r, bq)
+    r_chunks, rid_chunks = chunk_reference(r, bq)
 
     def block(start: int, stop: int) -> tuple[jax.Array, jax.Array]:
-        qb = jnp.asarray(_pad_rows(q[start:stop], bq))
-        mb = jnp.asarray(_pad_rows(r[start:stop], bq))
+        qb = jnp.asarray(pad_rows(q[start:stop], bq))
+        mb = jnp.asarray(pad_rows(r[start:stop], bq))
         return _pair_distance_kernel(qb, mb, r_chunks, rid_chunks)
 
-    diag, total = (x.astype(np.float64) for x in _map_blocks(block, n, bq))
+    diag, total = (x.astype(np.float64) for x in map_blocks(block, n, bq))
     mean = total / n
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(mean > 0, diag / np.where(mean > 0, mean, 1.0), 1.0)
@@ -133,8 +133,8 @@ def pair_distance(a: ArrayLike, b: ArrayLike, *, block_size: int = DEFAULT_BLOCK
         The mean normalised pair distance (>= 0).
     """
     a, b = _check_paired(a, b)
-    block_size = _check_block_size(block_size)
-    a32, b32 = _center32(a, b)
+    block_size = check_block_size(block_size)
+    a32, b32 = center32(a, b)
     ra = _pair_distance_one_direction(a32, b32, block_size)
     rb = _pair_distance_one_direction(b32, a32, block_size)
     return float((ra.mean() + rb.mean()) / 2.0)

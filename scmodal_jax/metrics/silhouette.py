@@ -8,8 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._checks import ArrayLike, _check_block_size, _check_int, _check_labels, _check_latent_list, _encode_labels
-from ._neighbors import DEFAULT_BLOCK_SIZE, _center32, _chunk_reference, _map_blocks, _pad_rows, _sq_dists
+from ._checks import ArrayLike, check_block_size, check_int, check_labels, check_latent_list, encode_labels
+from ._neighbors import DEFAULT_BLOCK_SIZE, center32, chunk_reference, map_blocks, pad_rows, sq_dists
 
 __all__ = ["asw"]
 
@@ -24,7 +24,7 @@ def _label_dist_sum_kernel(
 
     def body(total, xs):
         r, rid, onehot = xs
-        d = jnp.sqrt(_sq_dists(q, r))
+        d = jnp.sqrt(sq_dists(q, r))
         d = jnp.where((rid[None, :] == qid[:, None]) | (rid[None, :] < 0), 0.0, d)
         return total + jnp.dot(d, onehot, precision=jax.lax.Precision.HIGHEST), None
 
@@ -37,18 +37,18 @@ def _silhouette_samples(x32: np.ndarray, codes: np.ndarray, n_labels: int, block
     """Per-cell silhouette (sklearn convention: 0 for cells in singleton clusters)."""
     n = x32.shape[0]
     bq = min(block_size, n)
-    r_chunks, rid_chunks = _chunk_reference(x32, bq)
+    r_chunks, rid_chunks = chunk_reference(x32, bq)
     onehot = np.zeros((r_chunks.shape[0] * bq, n_labels), dtype=np.float32)
     onehot[np.arange(n), codes] = 1.0
     onehot_chunks = jnp.asarray(onehot.reshape(r_chunks.shape[0], bq, n_labels))
     ids = np.arange(n, dtype=np.int32)
 
     def block(start: int, stop: int) -> jax.Array:
-        qb = jnp.asarray(_pad_rows(x32[start:stop], bq))
-        qid = jnp.asarray(_pad_rows(ids[start:stop], bq, fill=-2))
+        qb = jnp.asarray(pad_rows(x32[start:stop], bq))
+        qid = jnp.asarray(pad_rows(ids[start:stop], bq, fill=-2))
         return _label_dist_sum_kernel(qb, qid, r_chunks, rid_chunks, onehot_chunks)
 
-    (sums,) = _map_blocks(block, n, bq)
+    (sums,) = map_blocks(block, n, bq)
     sums = sums.astype(np.float64)
     counts = np.bincount(codes, minlength=n_labels).astype(np.float64)
     rows = np.arange(n)
@@ -103,25 +103,25 @@ def asw(
         latents = [latents]
     if isinstance(labels, np.ndarray) and labels.ndim == 1 and len(latents) == 1:
         labels = [labels]
-    xs = _check_latent_list(latents)
+    xs = check_latent_list(latents)
     if isinstance(labels, (np.ndarray, str)) or not isinstance(labels, Sequence) or len(labels) != len(xs):
         raise ValueError("labels must be a list with one label array per latent")
-    block_size = _check_block_size(block_size)
+    block_size = check_block_size(block_size)
     if max_cells is not None:
-        max_cells = _check_int(max_cells, "max_cells", minimum=2)
+        max_cells = check_int(max_cells, "max_cells", minimum=2)
     rng = np.random.default_rng(seed)
     scores = []
     for i, (x, lab) in enumerate(zip(xs, labels, strict=True)):
-        lab = _check_labels(lab, x.shape[0], f"labels[{i}]")
+        lab = check_labels(lab, x.shape[0], f"labels[{i}]")
         if max_cells is not None and x.shape[0] > max_cells:
             keep = np.sort(rng.choice(x.shape[0], size=max_cells, replace=False))
             x, lab = x[keep], lab[keep]
-        classes, (codes,) = _encode_labels(lab)
+        classes, (codes,) = encode_labels(lab)
         if len(classes) < 2:
             raise ValueError(f"labels[{i}] needs at least 2 distinct labels for a silhouette")
         if len(classes) > x.shape[0] - 1:
             raise ValueError(f"labels[{i}]: silhouette needs fewer distinct labels than cells")
-        (x32,) = _center32(x)
+        (x32,) = center32(x)
         scores.append(_silhouette_samples(x32, codes, len(classes), block_size).mean())
     score = float(np.mean(scores))
     return (score + 1.0) / 2.0 if rescale else score

@@ -13,19 +13,18 @@ Recipes:
   shared highly variable genes, optionally through a joint PCA;
 * :func:`prepare_generic` -- N >= 2 datasets chained by user-given name pairs.
 
+Helpers: :func:`standardize` (z-score and clip), :func:`check_counts` (raw-count check) and
+:func:`fit_joint_pca` (joint PCA of two linked blocks, used by the recipes and the chain builder).
+
 Matrices may be numpy arrays, scipy sparse matrices or backed AnnData matrices: library sizes, HVG
 selection and normalisation run on sparse row blocks, and only the selected features are densified.
 """
 
 from __future__ import annotations
 
+from ._matrix import Matrix, Transform, check_counts, fit_joint_pca, standardize
 from .containers import LinkBlock, Prepared, Scaling
-from .generic import Normalization as Normalization
-from .generic import prepare_generic
-from .matrix import Matrix as Matrix
-from .matrix import Transform as Transform
-from .matrix import _joint_pca as _joint_pca
-from .matrix import check_counts, standardize
+from .generic import Normalization, prepare_generic
 from .protein_protein import prepare_protein_protein
 from .rna_atac import prepare_rna_atac
 from .rna_protein import prepare_rna_protein
@@ -34,8 +33,12 @@ __all__ = [
     "Scaling",
     "LinkBlock",
     "Prepared",
+    "Matrix",
+    "Transform",
+    "Normalization",
     "standardize",
     "check_counts",
+    "fit_joint_pca",
     "prepare_rna_protein",
     "prepare_protein_protein",
     "prepare_rna_atac",

@@ -1,4 +1,4 @@
-"""Name lookups shared by the recipes: feature name -> column index, ``obs`` label columns."""
+"""Name lookups shared by the recipes (internal API): feature name -> column index, ``obs`` label columns."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 
-def _labels(adatas_obs: Sequence[pd.DataFrame], label_key: str | None, names: Sequence[str]):
+def labels_of(adatas_obs: Sequence[pd.DataFrame], label_key: str | None, names: Sequence[str]):
     if label_key is None:
         return None
     out = []
@@ -21,7 +21,7 @@ def _labels(adatas_obs: Sequence[pd.DataFrame], label_key: str | None, names: Se
     return out
 
 
-def _index_of(names: Sequence[str]) -> tuple[dict[str, int], dict[str, int]]:
+def index_of(names: Sequence[str]) -> tuple[dict[str, int], dict[str, int]]:
     exact: dict[str, int] = {}
     upper: dict[str, int] = {}
     for i, n in enumerate(names):

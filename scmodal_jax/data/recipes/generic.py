@@ -7,18 +7,18 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ._lookup import _index_of, _labels
-from .containers import LinkBlock, Prepared
-from .matrix import (
+from ._lookup import index_of, labels_of
+from ._matrix import (
     Matrix,
-    _apply_elementwise,
-    _finish,
-    _matrix,
-    _normalize_log1p,
-    _row_sums,
-    _take_columns,
+    apply_elementwise,
     check_counts,
+    finish,
+    layer_matrix,
+    normalize_log1p,
+    row_sums,
+    take_columns,
 )
+from .containers import LinkBlock, Prepared
 
 __all__ = ["prepare_generic"]
 
@@ -30,22 +30,22 @@ def _normalize_generic(
     X: Matrix, cols: np.ndarray, how: Normalization, cofactor: float
 ) -> tuple[Any, dict[str, Any] | None]:
     """The normalised columns and a record of the step (None for a callable, which cannot be stored)."""
-    B = _take_columns(X, cols)
+    B = take_columns(X, cols)
     p = int(len(cols))
     if callable(how):
         return how(B), None
     if how == "none":
         return B, {"start": 0, "stop": p, "transform": "none"}
     if how == "log1p":
-        return _apply_elementwise(B, np.log1p), {"start": 0, "stop": p, "transform": "log1p"}
+        return apply_elementwise(B, np.log1p), {"start": 0, "stop": p, "transform": "log1p"}
     if how == "arcsinh":
         step = {"start": 0, "stop": p, "transform": "arcsinh", "cofactor": float(cofactor)}
-        return _apply_elementwise(B, lambda v: np.arcsinh(v / cofactor)), step
+        return apply_elementwise(B, lambda v: np.arcsinh(v / cofactor)), step
     if how == "counts":
-        lib = _row_sums(X)
+        lib = row_sums(X)
         target = float(np.median(lib))
         step = {"start": 0, "stop": p, "transform": "normalize_total+log1p", "target_sum": target, "totals": "input"}
-        return _normalize_log1p(B, lib, target), step
+        return normalize_log1p(B, lib, target), step
     raise ValueError(f"unknown normalisation {how!r}: use 'none', 'log1p', 'counts', 'arcsinh' or a callable")
 
 
@@ -88,8 +88,8 @@ def prepare_generic(
     norms = list(normalize) if isinstance(normalize, (list, tuple)) else [normalize] * n
     feats = list(features) if features is not None else [None] * n
     names = [[str(v) for v in ad_.var_names] for ad_ in adatas]
-    idx = [_index_of(nm)[0] for nm in names]
-    labels = _labels([ad_.obs for ad_ in adatas], label_key, modalities)
+    idx = [index_of(nm)[0] for nm in names]
+    labels = labels_of([ad_.obs for ad_ in adatas], label_key, modalities)
 
     link_cols: list[tuple[np.ndarray, np.ndarray]] = []
     for i, pl in enumerate(links_by_name):
@@ -108,7 +108,7 @@ def prepare_generic(
 
     datasets, fnames, linked_masks, scalings, positions, steps = [], [], [], [], [], []
     for i, adata in enumerate(adatas):
-        X = _matrix(adata, layer)
+        X = layer_matrix(adata, layer)
         if norms[i] == "counts":
             check_counts(X, f"{modalities[i]} matrix", " Use normalize='none' for processed values.")
         prev = link_cols[i - 1][1] if i > 0 else np.zeros(0, np.int64)
@@ -127,7 +127,7 @@ def prepare_generic(
         cols = np.concatenate([linked_cols, rest])
         B, step = _normalize_generic(X, cols, norms[i], cofactor)
         steps.append(None if step is None else [step])
-        Z, scl = _finish([B], scale, max_value)
+        Z, scl = finish([B], scale, max_value)
         datasets.append(Z)
         scalings.append(scl)
         fnames.append([names[i][c] for c in cols])

@@ -11,20 +11,20 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..links import ProteinGeneTable, shared_markers
-from ._lookup import _index_of, _labels
-from .containers import LinkBlock, Prepared
-from .matrix import (
+from ._lookup import index_of, labels_of
+from ._matrix import (
     Matrix,
     Transform,
-    _apply_elementwise,
-    _finish,
-    _matrix,
-    _nonconstant,
-    _normalize_log1p,
-    _resolve_kind,
-    _row_sums,
-    _take_columns,
+    apply_elementwise,
+    finish,
+    layer_matrix,
+    nonconstant,
+    normalize_log1p,
+    resolve_kind,
+    row_sums,
+    take_columns,
 )
+from .containers import LinkBlock, Prepared
 
 __all__ = ["prepare_protein_protein"]
 
@@ -33,13 +33,13 @@ def _transform_panel(
     X: Matrix, kind: str, target_sum: float | None, cofactor: float
 ) -> tuple[sp.csr_matrix | np.ndarray, dict[str, Any]]:
     """Normalise a whole antibody panel (all columns) according to ``kind``."""
-    B = _take_columns(X, np.arange(X.shape[1]))
+    B = take_columns(X, np.arange(X.shape[1]))
     if kind == "counts":
-        totals = _row_sums(B)
+        totals = row_sums(B)
         tgt = float(np.median(totals)) if target_sum is None else float(target_sum)
-        return _normalize_log1p(B, totals, tgt), {"transform": "normalize_total+log1p", "target_sum": tgt}
+        return normalize_log1p(B, totals, tgt), {"transform": "normalize_total+log1p", "target_sum": tgt}
     if kind == "arcsinh":
-        return _apply_elementwise(B, lambda v: np.arcsinh(v / cofactor)), {
+        return apply_elementwise(B, lambda v: np.arcsinh(v / cofactor)), {
             "transform": "arcsinh",
             "cofactor": cofactor,
         }
@@ -82,18 +82,18 @@ def prepare_protein_protein(
             names.append([str(c) for c in x.columns])
             obs.append(pd.DataFrame(index=x.index.astype(str)))
         elif isinstance(x, ad.AnnData):
-            mats.append(_matrix(x, lay))
+            mats.append(layer_matrix(x, lay))
             names.append([str(v) for v in x.var_names])
             obs.append(x.obs.copy())
         else:
             raise TypeError("each panel must be an AnnData or a DataFrame (cells x markers)")
-    labels = _labels(obs, label_key, modalities)
-    kinds = [_resolve_kind(m, t, f"{mod} matrix") for m, t, mod in zip(mats, transform, modalities, strict=True)]
-    raw_totals = [float(np.median(_row_sums(m))) if k != "none" else None for m, k in zip(mats, kinds, strict=True)]
+    labels = labels_of(obs, label_key, modalities)
+    kinds = [resolve_kind(m, t, f"{mod} matrix") for m, t, mod in zip(mats, transform, modalities, strict=True)]
+    raw_totals = [float(np.median(row_sums(m))) if k != "none" else None for m, k in zip(mats, kinds, strict=True)]
 
     if pairs is None:
         pairs = shared_markers(names[0], names[1], table=table)
-    ia, ib = _index_of(names[0])[0], _index_of(names[1])[0]
+    ia, ib = index_of(names[0])[0], index_of(names[1])[0]
     bad = [(x, y) for x, y in pairs if x not in ia or y not in ib]
     if bad:
         raise ValueError(f"link pairs not found in the panels: {bad[:10]}")
@@ -113,7 +113,7 @@ def prepare_protein_protein(
     link_pairs = [(names[0][x], names[1][y]) for x, y in zip(cols_a, cols_b, strict=True)]
     dropped: list[tuple[str, str]] = []
     if drop_constant_links:
-        keep = _nonconstant(normed[0][:, cols_a]) & _nonconstant(normed[1][:, cols_b])
+        keep = nonconstant(normed[0][:, cols_a]) & nonconstant(normed[1][:, cols_b])
         dropped = [link_pairs[j] for j in np.flatnonzero(~keep)]
         if not keep.any():
             raise ValueError(f"every shared marker is constant in one panel: {link_pairs[:10]}")
@@ -124,8 +124,8 @@ def prepare_protein_protein(
     rest_b = np.setdiff1d(np.arange(len(names[1])), cols_b)
     order_a = np.concatenate([cols_a, rest_a])
     order_b = np.concatenate([cols_b, rest_b])
-    Za, sa = _finish([normed[0][:, order_a]], True, max_value)
-    Zb, sb = _finish([normed[1][:, order_b]], True, max_value)
+    Za, sa = finish([normed[0][:, order_a]], True, max_value)
+    Zb, sb = finish([normed[1][:, order_b]], True, max_value)
     ar = np.arange(k)
     return Prepared(
         datasets=[Za, Zb],

@@ -7,19 +7,19 @@ from typing import Any
 import numpy as np
 
 from ..hvg import select_hvg
-from ._lookup import _index_of, _labels
-from .containers import LinkBlock, Prepared
-from .matrix import (
-    _finish,
-    _joint_pca,
-    _matrix,
-    _nonconstant,
-    _normalize_log1p,
-    _row_sums,
-    _sample_values,
-    _take_columns,
+from ._lookup import index_of, labels_of
+from ._matrix import (
     check_counts,
+    finish,
+    fit_joint_pca,
+    layer_matrix,
+    nonconstant,
+    normalize_log1p,
+    row_sums,
+    sample_values,
+    take_columns,
 )
+from .containers import LinkBlock, Prepared
 
 __all__ = ["prepare_rna_atac"]
 
@@ -51,18 +51,18 @@ def prepare_rna_atac(
     Raises:
         ValueError: raw counts expected; no HVG of the RNA has a gene activity score.
     """
-    Xr = _matrix(rna, layer)
-    Xa = _matrix(atac_gene_activity, atac_layer)
+    Xr = layer_matrix(rna, layer)
+    Xa = layer_matrix(atac_gene_activity, atac_layer)
     check_counts(Xr, "RNA matrix", " Pass layer='counts' (or the layer holding raw counts).")
-    va = _sample_values(Xa)
+    va = sample_values(Xa)
     if va.size and (not np.all(np.isfinite(va)) or va.min() < 0):
         raise ValueError("gene activity matrix has negative or non-finite values; raw gene activity is expected")
-    labels = _labels([rna.obs, atac_gene_activity.obs], label_key, modalities)
+    labels = labels_of([rna.obs, atac_gene_activity.obs], label_key, modalities)
     gr = [str(g) for g in rna.var_names]
     ga = [str(g) for g in atac_gene_activity.var_names]
 
     hvg = select_hvg(Xr, n_top_genes=min(n_hvg, Xr.shape[1]))
-    a_exact, a_upper = _index_of(ga)
+    a_exact, a_upper = index_of(ga)
     pairs_r, pairs_a = [], []
     for gi in hvg:
         ai = a_exact.get(gr[gi], a_upper.get(gr[gi].upper()))
@@ -76,13 +76,13 @@ def prepare_rna_atac(
         )
     cols_r = np.asarray(pairs_r, np.int64)
     cols_a = np.asarray(pairs_a, np.int64)
-    lib_r, lib_a = _row_sums(Xr), _row_sums(Xa)
+    lib_r, lib_a = row_sums(Xr), row_sums(Xa)
     tr, ta = float(np.median(lib_r)), float(np.median(lib_a))
-    link_r = _normalize_log1p(_take_columns(Xr, cols_r), lib_r, tr)
-    link_a = _normalize_log1p(_take_columns(Xa, cols_a), lib_a, ta)
+    link_r = normalize_log1p(take_columns(Xr, cols_r), lib_r, tr)
+    link_a = normalize_log1p(take_columns(Xa, cols_a), lib_a, ta)
     dropped: list[str] = []
     if drop_constant_links:
-        keep = _nonconstant(link_r) & _nonconstant(link_a)
+        keep = nonconstant(link_r) & nonconstant(link_a)
         dropped = [gr[i] for i in cols_r[~keep]]
         if not keep.any():
             raise ValueError("every shared HVG is constant in one modality")
@@ -90,19 +90,19 @@ def prepare_rna_atac(
         link_r, link_a = link_r[:, np.flatnonzero(keep)], link_a[:, np.flatnonzero(keep)]
     k = cols_r.size
     rest_r = np.setdiff1d(hvg, cols_r)
-    rest_r_n = _normalize_log1p(_take_columns(Xr, rest_r), lib_r, tr)
+    rest_r_n = normalize_log1p(take_columns(Xr, rest_r), lib_r, tr)
     rest_a = np.zeros(0, np.int64)
     if n_hvg_atac > 0:
         rest_a = select_hvg(Xa, n_top_genes=n_hvg_atac, exclude=cols_a)
-    rest_a_n = _normalize_log1p(_take_columns(Xa, rest_a), lib_a, ta)
+    rest_a_n = normalize_log1p(take_columns(Xa, rest_a), lib_a, ta)
 
-    Zr, sr = _finish([link_r, rest_r_n], True, max_value)
-    Za, sa = _finish([link_a, rest_a_n], True, max_value)
+    Zr, sr = finish([link_r, rest_r_n], True, max_value)
+    Za, sa = finish([link_a, rest_a_n], True, max_value)
     names = [(gr[i], ga[j]) for i, j in zip(cols_r, cols_a, strict=True)]
     ar = np.arange(k)
     if joint_pca:
         nc = int(min(joint_pca, k, Zr.shape[0] + Za.shape[0] - 1))
-        L, R, V = _joint_pca(Zr[:, :k], Za[:, :k], nc)
+        L, R, V = fit_joint_pca(Zr[:, :k], Za[:, :k], nc)
         link = LinkBlock(
             pair=(0, 1),
             names=[(f"PC{c + 1}", f"PC{c + 1}") for c in range(nc)],

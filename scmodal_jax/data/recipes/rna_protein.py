@@ -11,21 +11,21 @@ import pandas as pd
 
 from ..hvg import select_hvg
 from ..links import ProteinGeneTable, protein_gene_pairs
-from ._lookup import _index_of, _labels
-from .containers import LinkBlock, Prepared
-from .matrix import (
+from ._lookup import index_of, labels_of
+from ._matrix import (
     Matrix,
     Transform,
-    _apply_elementwise,
-    _finish,
-    _matrix,
-    _nonconstant,
-    _normalize_log1p,
-    _resolve_kind,
-    _row_sums,
-    _take_columns,
+    apply_elementwise,
     check_counts,
+    finish,
+    layer_matrix,
+    nonconstant,
+    normalize_log1p,
+    resolve_kind,
+    row_sums,
+    take_columns,
 )
+from .containers import LinkBlock, Prepared
 
 __all__ = ["prepare_rna_protein"]
 
@@ -99,17 +99,17 @@ def prepare_rna_protein(
         ValueError: counts expected but negative/non-integer values found; no protein <-> gene link.
         KeyError: missing ``label_key``, layer or ``protein_key``.
     """
-    Xr = _matrix(rna, layer)
+    Xr = layer_matrix(rna, layer)
     check_counts(Xr, "RNA matrix", " Pass layer='counts' (or the layer holding raw counts).")
     Xp, prot_names, prot_obs = _protein_input(protein, rna, protein_key)
     gene_names = [str(g) for g in rna.var_names]
-    labels = _labels([rna.obs, prot_obs], label_key, modalities)
-    kind = _resolve_kind(Xp, protein_transform, "protein matrix")
+    labels = labels_of([rna.obs, prot_obs], label_key, modalities)
+    kind = resolve_kind(Xp, protein_transform, "protein matrix")
 
     if pairs is None:
         pairs = protein_gene_pairs(prot_names, gene_names, table=table)
-    g_exact, g_upper = _index_of(gene_names)
-    p_exact, _ = _index_of(prot_names)
+    g_exact, g_upper = index_of(gene_names)
+    p_exact, _ = index_of(prot_names)
     p_idx, g_idx, names = [], [], []
     missing = []
     for p, g in pairs:
@@ -125,11 +125,11 @@ def prepare_rna_protein(
         raise ValueError(f"link pairs not found in the data (protein, gene): {missing[:10]}")
     p_idx_a, g_idx_a = np.asarray(p_idx, np.int64), np.asarray(g_idx, np.int64)
 
-    rna_link = _take_columns(Xr, g_idx_a)
-    prot_link = _take_columns(Xp, p_idx_a)
+    rna_link = take_columns(Xr, g_idx_a)
+    prot_link = take_columns(Xp, p_idx_a)
     dropped: list[tuple[str, str]] = []
     if drop_constant_links:
-        keep = _nonconstant(rna_link) & _nonconstant(prot_link)
+        keep = nonconstant(rna_link) & nonconstant(prot_link)
         dropped = [names[k] for k in np.flatnonzero(~keep)]
         if not keep.any():
             raise ValueError(f"every linked pair has a constant feature on one side: {names[:10]}")
@@ -141,13 +141,13 @@ def prepare_rna_protein(
     k = len(names)
 
     # linked blocks
-    rna_link_tot = _row_sums(rna_link)
+    rna_link_tot = row_sums(rna_link)
     target_link = max(float(np.median(rna_link_tot)), float(min_target_sum))
-    rna_link_n = _normalize_log1p(rna_link, rna_link_tot, target_link)
+    rna_link_n = normalize_log1p(rna_link, rna_link_tot, target_link)
     if kind == "counts":
-        prot_link_n = _normalize_log1p(prot_link, _row_sums(prot_link), target_link)
+        prot_link_n = normalize_log1p(prot_link, row_sums(prot_link), target_link)
     elif kind == "arcsinh":
-        prot_link_n = _apply_elementwise(prot_link, lambda v: np.arcsinh(v / cofactor))
+        prot_link_n = apply_elementwise(prot_link, lambda v: np.arcsinh(v / cofactor))
     else:
         prot_link_n = prot_link
 
@@ -160,26 +160,26 @@ def prepare_rna_protein(
         hvg = np.zeros(0, np.int64)
     else:
         hvg = select_hvg(Xr, n_top_genes=n_hvg, exclude=linked_genes)
-    lib = _row_sums(Xr)
+    lib = row_sums(Xr)
     target_rna = float(np.median(lib))
-    rna_rest = _normalize_log1p(_take_columns(Xr, hvg), lib, target_rna)
+    rna_rest = normalize_log1p(take_columns(Xr, hvg), lib, target_rna)
 
     # unlinked protein: whole rest of the panel
     rest_p = np.setdiff1d(np.arange(len(prot_names)), np.unique(p_idx_a))
-    prest = _take_columns(Xp, rest_p)
+    prest = take_columns(Xp, rest_p)
     if kind == "counts":
-        ptot = _row_sums(Xp)
+        ptot = row_sums(Xp)
         target_prot: float | None = float(np.median(ptot))
-        prest_n = _normalize_log1p(prest, ptot, target_prot)
+        prest_n = normalize_log1p(prest, ptot, target_prot)
     elif kind == "arcsinh":
         target_prot = None
-        prest_n = _apply_elementwise(prest, lambda v: np.arcsinh(v / cofactor))
+        prest_n = apply_elementwise(prest, lambda v: np.arcsinh(v / cofactor))
     else:
         target_prot = None
         prest_n = prest
 
-    Zr, sc_r = _finish([rna_link_n, rna_rest], True, max_value)
-    Zp, sc_p = _finish([prot_link_n, prest_n], True, max_value)
+    Zr, sc_r = finish([rna_link_n, rna_rest], True, max_value)
+    Zp, sc_p = finish([prot_link_n, prest_n], True, max_value)
     feats_r = [gene_names[i] for i in g_idx_a] + [gene_names[i] for i in hvg]
     feats_p = [prot_names[i] for i in p_idx_a] + [prot_names[i] for i in rest_p]
     ar = np.arange(k)

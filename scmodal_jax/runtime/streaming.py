@@ -14,8 +14,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from .rows import take_rows
-from .step import Batch, sample_indices
+from .._rows import take_rows
+from ..core.step import Batch, sample_indices
 
 
 class BatchStream:

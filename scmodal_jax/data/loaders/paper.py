@@ -2,10 +2,10 @@
 
 :func:`hao2021_pbmc_cite`, :func:`stuart2019_bm_cite`, :func:`levine2015_bm_cytof`, :func:`teaseq_pbmc`,
 :func:`mouse_brain_atac`, :func:`mouse_brain_rna`, :func:`mouse_brain_multiome` and :func:`tonsil_codex_rna`
-download their files on first use with :func:`~scmodal_jax.data.download.fetch` (registry and cache in
+download their files on first use with :func:`~scmodal_jax.data.download.fetch` (file registry and cache in
 :mod:`scmodal_jax.data.download`) and parse them with :mod:`scmodal_jax.data.readers`. Every loader returns
 AnnData objects with cell labels in ``obs['cell_type']`` where the source provides labels (the raw TEA-seq
-and GSE128639 files carry none; see each docstring).
+and GSE128639 files carry none; see each docstring). Sources and licences: :mod:`scmodal_jax.data.registry`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import shutil
 import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
 import anndata as ad
 import numpy as np
@@ -23,8 +22,9 @@ import pandas as pd
 import scipy.io
 import scipy.sparse as sp
 
-from .download import _CHUNK, REGISTRY, fetch, get_cache_dir
-from .readers import _apply_suffix, _suffixes, _unique, read_10x_h5, read_10x_mtx, read_count_table, read_fcs, read_loom
+from .._obs import apply_paired_suffixes, categorical_labels, unique_names
+from ..download import CHUNK_BYTES, REGISTRY, fetch, get_cache_dir
+from ..readers import read_10x_h5, read_10x_mtx, read_count_table, read_fcs, read_loom
 
 __all__ = [
     "TONSIL_CODEX_MARKERS",
@@ -41,11 +41,6 @@ __all__ = [
 
 def _fetch_all(keys: Iterable[str], cache_dir: str | os.PathLike | None, progress: bool) -> dict[str, Path]:
     return {key: fetch(key, cache_dir=cache_dir, progress=progress) for key in keys}
-
-
-def _categorical_labels(values: Any) -> pd.Categorical:
-    series = pd.Series(values)
-    return pd.Categorical(series.where(series.notna(), None).astype(object))
 
 
 def hao2021_pbmc_cite(
@@ -66,7 +61,7 @@ def hao2021_pbmc_cite(
         donor: keep only these donors (e.g. ``"P1"``).
         label_key: metadata column copied into ``obs['cell_type']``.
         drop_doublets: drop cells labelled ``"Doublet"``.
-        paired_obs_suffix: see :func:`~scmodal_jax.data.datasets.bmmc_cite`.
+        paired_obs_suffix: see :func:`~scmodal_jax.data.loaders.shared.bmmc_cite`.
     """
     paths = _fetch_all([k for k in REGISTRY if k.startswith("hao2021_")], cache_dir, progress)
     rna = read_10x_mtx(paths["hao2021_rna_matrix"], paths["hao2021_rna_features"], paths["hao2021_rna_barcodes"])
@@ -85,9 +80,8 @@ def hao2021_pbmc_cite(
     rna, adt, meta = rna[keep].copy(), adt[keep].copy(), meta[keep]
     for adata in (rna, adt):
         adata.obs = meta.copy()
-        adata.obs["cell_type"] = _categorical_labels(meta[label_key].to_numpy())
-    suffixes = _suffixes(paired_obs_suffix, ("-rna", "-adt")) or (None, None)
-    return _apply_suffix(rna, suffixes[0]), _apply_suffix(adt, suffixes[1])
+        adata.obs["cell_type"] = categorical_labels(meta[label_key].to_numpy())
+    return apply_paired_suffixes((rna, adt), paired_obs_suffix, ("-rna", "-adt"))
 
 
 def _attach_labels(adata: ad.AnnData, labels: str | os.PathLike | pd.Series | None, column: str | None) -> None:
@@ -97,7 +91,7 @@ def _attach_labels(adata: ad.AnnData, labels: str | os.PathLike | pd.Series | No
         table = pd.read_csv(labels, sep=None, engine="python", index_col=0)
         labels = table[column] if column else table.iloc[:, 0]
     lookup = {str(name).replace("-", "."): value for name, value in labels.items()}
-    adata.obs["cell_type"] = _categorical_labels([lookup.get(n.replace("-", ".")) for n in adata.obs_names])
+    adata.obs["cell_type"] = categorical_labels([lookup.get(n.replace("-", ".")) for n in adata.obs_names])
 
 
 def stuart2019_bm_cite(
@@ -121,8 +115,7 @@ def stuart2019_bm_cite(
     rna, adt = rna[cells].copy(), adt[cells].copy()
     for adata in (rna, adt):
         _attach_labels(adata, labels, label_column)
-    suffixes = _suffixes(paired_obs_suffix, ("-rna", "-adt")) or (None, None)
-    return _apply_suffix(rna, suffixes[0]), _apply_suffix(adt, suffixes[1])
+    return apply_paired_suffixes((rna, adt), paired_obs_suffix, ("-rna", "-adt"))
 
 
 _LEVINE_META = (
@@ -185,7 +178,7 @@ def levine2015_bm_cytof(
         if population_names is not None:
             table = pd.read_csv(population_names, sep="\t")
             names = dict(zip(table.iloc[:, 0].astype(float), table.iloc[:, 1].astype(str), strict=False))
-        adata.obs["cell_type"] = _categorical_labels(
+        adata.obs["cell_type"] = categorical_labels(
             [None if pd.isna(v) else names.get(float(v), str(int(v))) for v in labels]
         )
         if drop_unassigned:
@@ -224,8 +217,7 @@ def teaseq_pbmc(
         obs=pd.DataFrame(index=cells),
         var=pd.DataFrame(index=table.columns.astype(str)),
     )
-    suffixes = _suffixes(paired_obs_suffix, ("-rna", "-atac", "-adt")) or (None, None, None)
-    return _apply_suffix(rna, suffixes[0]), _apply_suffix(atac, suffixes[1]), _apply_suffix(adt, suffixes[2])
+    return apply_paired_suffixes((rna, atac, adt), paired_obs_suffix, ("-rna", "-atac", "-adt"))
 
 
 def mouse_brain_atac(cache_dir: str | os.PathLike | None = None, progress: bool = True) -> ad.AnnData:
@@ -247,7 +239,7 @@ def mouse_brain_rna(
     """
     adata = read_loom(fetch("mouse_brain_rna_zeisel2018", cache_dir=cache_dir, progress=progress))
     if label_key in adata.obs:
-        adata.obs["cell_type"] = _categorical_labels(adata.obs[label_key].to_numpy())
+        adata.obs["cell_type"] = categorical_labels(adata.obs[label_key].to_numpy())
     return adata
 
 
@@ -261,8 +253,7 @@ def mouse_brain_multiome(
     types = arc.var["feature_types"]
     rna = arc[:, (types == "Gene Expression").to_numpy()].copy()
     atac = arc[:, (types == "Peaks").to_numpy()].copy()
-    suffixes = _suffixes(paired_obs_suffix, ("-rna", "-atac")) or (None, None)
-    return _apply_suffix(rna, suffixes[0]), _apply_suffix(atac, suffixes[1])
+    return apply_paired_suffixes((rna, atac), paired_obs_suffix, ("-rna", "-atac"))
 
 
 #: The 46 CODEX markers of the MaxFuse tonsil table (the other columns are metadata).
@@ -290,7 +281,7 @@ def _extract_tonsil(zip_path: Path) -> dict[str, Path]:
         for name, member in members.items():
             tmp = paths[name].with_name(name + ".part")
             with zf.open(member) as src, open(tmp, "wb") as dst:
-                shutil.copyfileobj(src, dst, _CHUNK)
+                shutil.copyfileobj(src, dst, CHUNK_BYTES)
             os.replace(tmp, paths[name])
     return paths
 
@@ -318,7 +309,7 @@ def tonsil_codex_rna(
     if {"centroid_x", "centroid_y"} <= set(table.columns):
         codex.obsm["spatial"] = table[["centroid_x", "centroid_y"]].to_numpy(dtype=np.float32)
     if "cluster.term" in table:
-        codex.obs["cell_type"] = _categorical_labels(table["cluster.term"].to_numpy())
+        codex.obs["cell_type"] = categorical_labels(table["cluster.term"].to_numpy())
 
     counts = sp.csr_matrix(scipy.io.mmread(paths["tonsil_rna_counts.txt"]), dtype=np.float32)
     names = pd.read_csv(paths["tonsil_rna_names.csv"])
@@ -334,7 +325,7 @@ def tonsil_codex_rna(
     meta.index.name = None
     if len(meta) != counts.shape[0]:
         raise ValueError(f"tonsil RNA metadata has {len(meta)} rows for {counts.shape[0]} cells")
-    rna = ad.AnnData(X=counts, obs=meta, var=pd.DataFrame(index=_unique(genes)))
+    rna = ad.AnnData(X=counts, obs=meta, var=pd.DataFrame(index=unique_names(genes)))
     if "cluster.info" in meta:
-        rna.obs["cell_type"] = _categorical_labels(meta["cluster.info"].to_numpy())
+        rna.obs["cell_type"] = categorical_labels(meta["cluster.info"].to_numpy())
     return codex, rna

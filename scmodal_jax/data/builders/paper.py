@@ -1,4 +1,4 @@
-"""Builders for the scMODAL paper's own experiments, on the public data of :mod:`scmodal_jax.data.paper`.
+"""Builders for the scMODAL paper's own experiments, on the public data of :mod:`scmodal_jax.data.loaders.paper`.
 
 Every builder reads its files through the paper loaders (downloaded on first use into ``data.cache_dir``,
 default ``$SCMODAL_CACHE_DIR`` or ``~/.cache/scmodal_jax``) and follows the preprocessing of the scMODAL
@@ -26,19 +26,19 @@ added with ``+data.options.KEY=...``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import anndata as ad
 import numpy as np
 
-from . import datasets as ds
-from . import paper
-from .builders import Integration, Modality, _pair, chain
-from .hvg import select_hvg
-from .links import protein_gene_pairs
-from .recipes import prepare_protein_protein, prepare_rna_atac, prepare_rna_protein
+from ..gene_activity import gene_activity
+from ..hvg import select_hvg
+from ..links import protein_gene_pairs
+from ..loaders import paper
+from ..loaders import shared as files
+from ..recipes import prepare_protein_protein, prepare_rna_atac, prepare_rna_protein
+from ._common import ChainConfig, Integration, Modality, chain, options, pair
 
 __all__ = [
     "PAPER_BUILDERS",
@@ -51,21 +51,6 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def _options(cfg: Any) -> dict[str, Any]:
-    """``cfg.options`` as a plain, mutable dict (OmegaConf containers converted)."""
-    opts = getattr(cfg, "options", None)
-    if opts is None:
-        return {}
-    try:
-        from omegaconf import DictConfig, OmegaConf
-
-        if isinstance(opts, DictConfig):
-            return dict(OmegaConf.to_container(opts, resolve=True))
-    except ImportError:  # pragma: no cover - omegaconf comes with hydra
-        pass
-    return dict(opts)
-
-
 def _loader_kwargs(cfg: Any, opts: dict[str, Any]) -> dict[str, Any]:
     return {"cache_dir": cfg.cache_dir, "progress": bool(opts.pop("progress", True))}
 
@@ -89,16 +74,6 @@ def _n_hvg_atac(cfg: Any, opts: dict[str, Any]) -> int | None:
     return cfg.n_hvg if value is None else int(value)
 
 
-@dataclass
-class _ChainConfig:
-    """The fields of a data config that :func:`~scmodal_jax.data.builders.chain` reads."""
-
-    order: Sequence[str] | None
-    n_hvg: int | None
-    label_key: str | None
-    joint_pca: int | None
-
-
 # ---------------------------------------------------------------------------------------------- builders
 def citeseq_pbmc(cfg: Any) -> Integration:
     """Hao et al. 2021 PBMC CITE-seq (GEO GSE164378, 3' arm), donor P1 as in the paper: RNA vs ADT.
@@ -112,7 +87,7 @@ def citeseq_pbmc(cfg: Any) -> Integration:
     ``obs['cell_type']``, default ``"celltype.l2"``), ``drop_doublets`` (default true); other keys go to
     :func:`~scmodal_jax.data.recipes.prepare_rna_protein` (e.g. ``pairs``, ``table``).
     """
-    opts = _options(cfg)
+    opts = options(cfg)
     load = _loader_kwargs(cfg, opts)
     rna, adt = paper.hao2021_pbmc_cite(
         donor=opts.pop("donor", "P1"),
@@ -121,7 +96,7 @@ def citeseq_pbmc(cfg: Any) -> Integration:
         **load,
     )
     prep = prepare_rna_protein(rna, adt, n_hvg=cfg.n_hvg, label_key=cfg.label_key, modalities=("rna", "adt"), **opts)
-    return _pair(prep, ["rna", "adt"], cfg.order, paired=True)
+    return pair(prep, ["rna", "adt"], cfg.order, paired=True)
 
 
 def bmc_cytof(cfg: Any) -> Integration:
@@ -139,12 +114,12 @@ def bmc_cytof(cfg: Any) -> Integration:
     given, then set ``data.label_key=cell_type``.
 
     Options: ``labels``, ``label_column`` (CITE-seq labels, see
-    :func:`~scmodal_jax.data.paper.stuart2019_bm_cite`), ``cytof_path``, ``population_names``,
-    ``arcsinh_cofactor``, ``drop_unassigned`` (see :func:`~scmodal_jax.data.paper.levine2015_bm_cytof`);
+    :func:`~scmodal_jax.data.loaders.paper.stuart2019_bm_cite`), ``cytof_path``, ``population_names``,
+    ``arcsinh_cofactor``, ``drop_unassigned`` (see :func:`~scmodal_jax.data.loaders.paper.levine2015_bm_cytof`);
     other keys go to :func:`~scmodal_jax.data.recipes.prepare_protein_protein` (e.g. ``transform``,
     ``target_sum``, ``pairs``).
     """
-    opts = _options(cfg)
+    opts = options(cfg)
     load = _loader_kwargs(cfg, opts)
     _, adt = paper.stuart2019_bm_cite(labels=opts.pop("labels", None), label_column=opts.pop("label_column", None),
                                       **load)  # fmt: skip
@@ -164,12 +139,12 @@ def bmc_cytof(cfg: Any) -> Integration:
     prep = prepare_protein_protein(
         adt, cytof, transform=transform, label_key=cfg.label_key, modalities=("adt", "cytof"), **opts
     )
-    return _pair(prep, ["adt", "cytof"], cfg.order, paired=False)
+    return pair(prep, ["adt", "cytof"], cfg.order, paired=False)
 
 
 def _annotation(cfg: Any, opts: dict[str, Any]) -> Any:
     annotation = opts.pop("annotation", None)
-    return ds.hg38_gene_annotation(cfg.data_dir) if annotation is None else annotation
+    return files.hg38_gene_annotation(cfg.data_dir) if annotation is None else annotation
 
 
 def teaseq(cfg: Any) -> Integration:
@@ -188,7 +163,7 @@ def teaseq(cfg: Any) -> Integration:
     Options: ``annotation``, ``n_hvg_atac``, ``gene_activity`` (a dict of
     :func:`~scmodal_jax.data.gene_activity.gene_activity` keyword arguments).
     """
-    opts = _options(cfg)
+    opts = options(cfg)
     load = _loader_kwargs(cfg, opts)
     annotation = _annotation(cfg, opts)
     n_hvg_atac = _n_hvg_atac(cfg, opts)
@@ -207,13 +182,11 @@ def teaseq(cfg: Any) -> Integration:
         Modality("atac", "atac", activity[:, atac_cols].copy()),
     ]
     # The HVGs are chosen above, as in the paper: the chain keeps every remaining RNA gene.
-    view = _ChainConfig(order=cfg.order, n_hvg=None, label_key=cfg.label_key, joint_pca=cfg.joint_pca)
+    view = ChainConfig(order=cfg.order, n_hvg=None, label_key=cfg.label_key, joint_pca=cfg.joint_pca)
     return chain(mods, view, paired=True)
 
 
 def _activity(atac: ad.AnnData, annotation: Any, kwargs: dict[str, Any]) -> ad.AnnData:
-    from .gene_activity import gene_activity
-
     return gene_activity(atac, annotation, **kwargs)
 
 
@@ -233,7 +206,7 @@ def mouse_brain(cfg: Any) -> Integration:
     :func:`~scmodal_jax.data.gene_activity.gene_activity` keyword arguments); other keys go to
     :func:`~scmodal_jax.data.recipes.prepare_rna_atac`.
     """
-    opts = _options(cfg)
+    opts = options(cfg)
     annotation = opts.pop("annotation", None)
     if annotation is None:
         raise ValueError(
@@ -259,7 +232,7 @@ def mouse_brain(cfg: Any) -> Integration:
         modalities=("rna", "atac"),
         **opts,
     )
-    return _pair(prep, ["rna", "atac"], cfg.order, paired=False)
+    return pair(prep, ["rna", "atac"], cfg.order, paired=False)
 
 
 def tonsil(cfg: Any) -> Integration:
@@ -279,7 +252,7 @@ def tonsil(cfg: Any) -> Integration:
     Options: ``codex_linked_only``; other keys go to
     :func:`~scmodal_jax.data.recipes.prepare_rna_protein` (e.g. ``protein_transform``, ``pairs``, ``table``).
     """
-    opts = _options(cfg)
+    opts = options(cfg)
     load = _loader_kwargs(cfg, opts)
     linked_only = bool(opts.pop("codex_linked_only", True))
     codex, rna = paper.tonsil_codex_rna(**load)
@@ -293,7 +266,7 @@ def tonsil(cfg: Any) -> Integration:
     opts.setdefault("protein_transform", "auto")
     prep = prepare_rna_protein(rna, codex, n_hvg=cfg.n_hvg, label_key=cfg.label_key, modalities=("rna", "codex"),
                                **opts)  # fmt: skip
-    return _pair(prep, ["rna", "codex"], cfg.order, paired=False)
+    return pair(prep, ["rna", "codex"], cfg.order, paired=False)
 
 
 PAPER_BUILDERS: dict[str, Callable[[Any], Integration]] = {

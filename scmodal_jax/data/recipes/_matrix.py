@@ -1,5 +1,6 @@
-"""Matrix helpers of the recipes: sparse / backed aware column selection, library sizes, normalisation,
-raw-count checks, z-scoring (:func:`standardize`) and the joint PCA of linked blocks.
+"""Matrix helpers of the recipes (internal API of :mod:`scmodal_jax.data.recipes`): sparse / backed aware
+column selection, library sizes, normalisation, raw-count checks, z-scoring (:func:`standardize`) and the joint
+PCA of linked blocks.
 
 Matrices may be numpy arrays, scipy sparse matrices or backed AnnData matrices: library sizes and
 normalisation run on sparse row blocks, and only the selected features are densified.
@@ -13,17 +14,32 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse as sp
 
-from ..hvg import column_mean_var, iter_row_chunks
+from ..._rows import column_mean_var, iter_row_blocks
 from .containers import Scaling
 
-__all__ = ["standardize", "check_counts"]
+__all__ = [
+    "Matrix",
+    "Transform",
+    "layer_matrix",
+    "sample_values",
+    "check_counts",
+    "take_columns",
+    "row_sums",
+    "apply_elementwise",
+    "normalize_log1p",
+    "standardize",
+    "nonconstant",
+    "resolve_kind",
+    "finish",
+    "fit_joint_pca",
+]
 
 
 Matrix = Any  # np.ndarray | scipy sparse | backed AnnData matrix
 Transform = Literal["auto", "counts", "arcsinh", "none"]
 
 
-def _matrix(adata: Any, layer: str | None) -> Matrix:
+def layer_matrix(adata: Any, layer: str | None) -> Matrix:
     if layer is None:
         return adata.X
     if layer not in adata.layers:
@@ -31,7 +47,7 @@ def _matrix(adata: Any, layer: str | None) -> Matrix:
     return adata.layers[layer]
 
 
-def _sample_values(X: Matrix, max_rows: int = 20_000) -> np.ndarray:
+def sample_values(X: Matrix, max_rows: int = 20_000) -> np.ndarray:
     """Stored values of (the first rows of) ``X``, for cheap sanity checks."""
     if sp.issparse(X):
         X = sp.csr_matrix(X) if not sp.isspmatrix_csr(X) else X
@@ -48,7 +64,7 @@ def check_counts(X: Matrix, what: str = "X", hint: str = "") -> None:
     In-memory matrices are checked whole (the stored values of a sparse matrix); backed matrices on their
     first 20,000 rows.
     """
-    v = _sample_values(X)
+    v = sample_values(X)
     if v.size == 0:
         return
     if not np.all(np.isfinite(v)):
@@ -70,7 +86,7 @@ def check_counts(X: Matrix, what: str = "X", hint: str = "") -> None:
 def _detect_kind(X: Matrix) -> Literal["counts", "intensity", "transformed"]:
     """Guess what an antibody matrix holds: integer counts, raw intensities (CyTOF/CODEX), or values
     that were already transformed (arcsinh/log/scaled)."""
-    v = _sample_values(X)
+    v = sample_values(X)
     if v.size == 0:
         return "counts"
     if v.min() >= 0 and np.all(np.abs(v - np.round(v)) <= 1e-3):
@@ -80,22 +96,22 @@ def _detect_kind(X: Matrix) -> Literal["counts", "intensity", "transformed"]:
     return "transformed"
 
 
-def _take_columns(X: Matrix, cols: np.ndarray, chunk_size: int = 10_000) -> sp.csr_matrix | np.ndarray:
+def take_columns(X: Matrix, cols: np.ndarray, chunk_size: int = 10_000) -> sp.csr_matrix | np.ndarray:
     """Columns ``cols`` (duplicates allowed) of ``X``; sparse stays sparse (CSR), float64."""
     cols = np.asarray(cols, dtype=np.int64)
     if isinstance(X, np.ndarray):
         return X[:, cols].astype(np.float64)
     if sp.issparse(X):
         return sp.csr_matrix(sp.csr_matrix(X)[:, cols], dtype=np.float64)
-    blocks = [blk[:, cols] for _, _, blk in iter_row_chunks(X, chunk_size)]
+    blocks = [blk[:, cols] for _, _, blk in iter_row_blocks(X, chunk_size, whole_in_memory=True)]
     if all(sp.issparse(b) for b in blocks):
         return sp.csr_matrix(sp.vstack(blocks, format="csr"), dtype=np.float64)
     return np.vstack([b.toarray() if sp.issparse(b) else b for b in blocks]).astype(np.float64)
 
 
-def _row_sums(X: Matrix, chunk_size: int = 10_000) -> np.ndarray:
+def row_sums(X: Matrix, chunk_size: int = 10_000) -> np.ndarray:
     out = np.zeros(X.shape[0], dtype=np.float64)
-    for a, b, blk in iter_row_chunks(X, chunk_size):
+    for a, b, blk in iter_row_blocks(X, chunk_size, whole_in_memory=True):
         out[a:b] = np.asarray(blk.sum(axis=1), dtype=np.float64).ravel()
     return out
 
@@ -108,7 +124,7 @@ def _scale_rows(B: sp.csr_matrix | np.ndarray, factor: np.ndarray) -> sp.csr_mat
     return np.asarray(B, dtype=np.float64) * factor[:, None]
 
 
-def _apply_elementwise(B: sp.csr_matrix | np.ndarray, fn: Callable[[np.ndarray], np.ndarray]):
+def apply_elementwise(B: sp.csr_matrix | np.ndarray, fn: Callable[[np.ndarray], np.ndarray]):
     """Apply a zero-preserving elementwise function (log1p, arcsinh) without densifying."""
     if sp.issparse(B):
         B = sp.csr_matrix(B, dtype=np.float64, copy=True)
@@ -117,12 +133,10 @@ def _apply_elementwise(B: sp.csr_matrix | np.ndarray, fn: Callable[[np.ndarray],
     return fn(np.asarray(B, dtype=np.float64))
 
 
-def _normalize_log1p(
-    B: sp.csr_matrix | np.ndarray, totals: np.ndarray, target_sum: float
-) -> sp.csr_matrix | np.ndarray:
+def normalize_log1p(B: sp.csr_matrix | np.ndarray, totals: np.ndarray, target_sum: float) -> sp.csr_matrix | np.ndarray:
     """normalize_total (each cell to ``target_sum`` given its ``totals``) then log1p; empty cells stay 0."""
     factor = np.divide(target_sum, totals, out=np.zeros_like(totals, dtype=np.float64), where=totals > 0)
-    return _apply_elementwise(_scale_rows(B, factor), np.log1p)
+    return apply_elementwise(_scale_rows(B, factor), np.log1p)
 
 
 def _dense(B: sp.csr_matrix | np.ndarray) -> np.ndarray:
@@ -158,12 +172,12 @@ def standardize(
     return Z.astype(np.float32), mean, std
 
 
-def _nonconstant(B: sp.csr_matrix | np.ndarray) -> np.ndarray:
+def nonconstant(B: sp.csr_matrix | np.ndarray) -> np.ndarray:
     _, var = column_mean_var(B, ddof=0)
     return var > 1e-12
 
 
-def _resolve_kind(X: Matrix, transform: Transform, what: str) -> str:
+def resolve_kind(X: Matrix, transform: Transform, what: str) -> str:
     if transform == "auto":
         kind = _detect_kind(X)
         return {"counts": "counts", "intensity": "arcsinh", "transformed": "none"}[kind]
@@ -174,7 +188,7 @@ def _resolve_kind(X: Matrix, transform: Transform, what: str) -> str:
     return transform
 
 
-def _finish(
+def finish(
     blocks: list[sp.csr_matrix | np.ndarray], scale: bool, max_value: float | None
 ) -> tuple[np.ndarray, Scaling]:
     n = blocks[0].shape[0]
@@ -185,7 +199,7 @@ def _finish(
     return _dense(B).astype(np.float32), Scaling(None, None, None)
 
 
-def _joint_pca(L: np.ndarray, R: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def fit_joint_pca(L: np.ndarray, R: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """PCA of the row-concatenation ``[L; R]`` -> projections of ``L`` and ``R`` and the loadings."""
     M = np.vstack([L, R]).astype(np.float64)
     mu = M.mean(axis=0)

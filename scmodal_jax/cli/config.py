@@ -10,7 +10,7 @@ from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
-from .hparams import Hyperparameters
+from ..core.hparams import Hyperparameters
 
 
 @dataclass

