@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -15,10 +16,12 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ._rows import as_row_source, iter_dense_blocks
+from .core.ensemble import EnsembleTrainer, init_ensemble, member
 from .core.hparams import Hyperparameters
 from .core.step import METRIC_NAMES, Networks, Trainer, TrainState, decode, encode, init_state
+from .metrics.quality import COLLAPSE_THRESHOLD, integration_quality
 from .runtime import checkpoint
-from .runtime.devices import choose_data_mode, make_mesh, place, replicated, stacked_rows
+from .runtime.devices import choose_data_mode, local_copy, make_mesh, place, replicated, stacked_rows
 from .runtime.inputs import training_inputs
 from .runtime.streaming import BatchStream
 
@@ -39,6 +42,14 @@ class SCMODAL:
     `data_mode` ("device": data resident on the device; "stream": batches gathered on the host from dense,
     sparse or backed data and prefetched; "auto": device when the dense data take at most half the device's
     memory), `prefetch` (streamed chunks prepared ahead) and `stream_chunk_mb` (size cap of one streamed chunk).
+    `preset="paper"` starts from the original scMODAL's training (`scmodal_jax.core.hparams.PAPER`: every
+    mechanism beyond the paper off) instead of this package's defaults; explicit hyperparameters still win.
+
+    After `fit`, `fit_report_` is a plain dict describing how the last fit ran (later keys may be added):
+    "data_mode" ("device" or "stream", the path taken), "streamed_chunks" (batches the stream delivered; 0 on
+    the device path), "devices" (size of the device mesh), "platform" (JAX backend) and "quality" (the label-free
+    `scmodal_jax.metrics.quality.integration_quality` of the latents: link_consistency, anchor_contrast and a
+    `collapsed` flag, also logged as a warning).
     """
 
     def __init__(
@@ -55,11 +66,13 @@ class SCMODAL:
         devices: int | str | None = "auto",
         data_mode: str = "auto",
         prefetch: int = 2,
+        n_seeds: int = 1,
         stream_chunk_mb: float = 256.0,
+        preset: str = "default",
         **hyperparameters: Any,
     ):
-        self.hp = Hyperparameters.from_kwargs(
-            n_latent=n_latent, steps=steps, batch_size=batch_size, seed=seed, **hyperparameters
+        self.hp = Hyperparameters.from_preset(
+            preset, n_latent=n_latent, steps=steps, batch_size=batch_size, seed=seed, **hyperparameters
         )
         self.progress = progress
         self.log_every = log_every
@@ -68,6 +81,10 @@ class SCMODAL:
         self.devices = devices
         self.data_mode = data_mode
         self.prefetch = prefetch
+        if not isinstance(n_seeds, (int, np.integer)) or isinstance(n_seeds, bool) or n_seeds < 1:
+            raise ValueError(f"n_seeds must be a positive integer, got {n_seeds!r}")
+        self.n_seeds = int(n_seeds)
+        self._member_metrics: list[dict[str, np.ndarray]] = []
         self.stream_chunk_mb = stream_chunk_mb
         self._mesh = None
         self._nets: Networks | None = None
@@ -75,7 +92,9 @@ class SCMODAL:
         self.link_widths: tuple[int, ...] | None = None
         self.latent_: list[np.ndarray] | None = None
         self.preprocessing_: dict[str, Any] | None = None
+        self.obs_names_: list[pd.Index | None] | None = None  # cells of the fitted datasets (in memory only)
         self.history_: pd.DataFrame = pd.DataFrame(columns=["step", *METRIC_NAMES])
+        self.fit_report_: dict[str, Any] = {}
         self._encode_fns: dict[int, Callable] = {}
         self._decode_fns: dict[int, Callable] = {}
 
@@ -86,35 +105,109 @@ class SCMODAL:
         links: Any = None,
         resume_from: str | Path | None = None,
         callback: Callable[[int, dict[str, float]], None] | None = None,
+        *,
+        modalities: Sequence[str] | None = None,
+        layer: str | None = None,
+        recipe: str | Any = None,
+        recipe_kwargs: dict[str, Any] | None = None,
     ) -> SCMODAL:
-        """Train on `datasets` (N matrices or AnnData) linked by `links` (N-1 (L_i, R_i) pairs or first_columns(s)).
+        """Train on `datasets` linked by `links`.
 
-        `datasets` may also be a recipe's `Prepared` inputs (`scmodal_jax.data.recipes`): its link matrices are
-        used when `links` is None, and its modality names, feature names and scaling statistics are stored with
-        the model (so new cells can be mapped and results named later).
-        `callback(step, metrics)` is called at each logging point with host-side floats (means over the steps
-        since the last one).
+        `datasets`: N >= 2 matrices (already scaled), a list or dict of AnnData, a MuData (modalities from
+        `mdata.mod`, in `modalities=` order or the MuData's), or a recipe's `Prepared`; `layer=` reads
+        `adata.layers[layer]` instead of `.X`. `recipe=`: a recipe name ("rna_protein", "protein_protein",
+        "rna_atac", "generic"; options in `recipe_kwargs`) run on raw AnnData, or a `Prepared` made from them.
+        Without a recipe the values are taken as already scaled (raw counts there get a warning).
+        `links`: N-1 (L_i, R_i) matrix pairs, `first_columns(s)`, or by feature name: per consecutive pair a
+        table of (feature of dataset i, feature of dataset i+1) names (list of pairs, or a two-column DataFrame
+        for two datasets) or "protein_gene" / "shared_markers" (built-in tables); a recipe has default links.
+        With a recipe, the modality names, feature names and scaling statistics are stored with the model (so
+        results can be written back with `add_results` and new cells mapped later); see
+        `scmodal_jax.anndata_api`. `callback(step, metrics)` is called at each logging point with host-side
+        floats (means over the steps since the last one).
         """
-        inputs = training_inputs(datasets, links)
+        # The AnnData/MuData glue lives above data/ and analysis/; imported here so that model.py imports neither.
+        from .anndata_api import fit_inputs
+
+        given = fit_inputs(
+            datasets, links, modalities=modalities, layer=layer, recipe=recipe, recipe_kwargs=recipe_kwargs
+        )
+        inputs = training_inputs(given.datasets, given.links)
         if inputs.preprocessing is not None:
             self.preprocessing_ = preprocessing_record(inputs.preprocessing)
+        elif given.record is not None:
+            self.preprocessing_ = given.record
+        self.obs_names_ = given.obs_names
+        if self.n_seeds > 1:
+            self._check_ensemble(resume_from)
         if resume_from is not None:
             self._resume(resume_from, inputs.n_features, inputs.link_widths)
         else:
-            self._nets, self._state = init_state(self.hp, inputs.n_features)
+            if self.n_seeds > 1:
+                self._nets, self._state = init_ensemble(self.hp, inputs.n_features, self._member_seeds())
+            else:
+                self._nets, self._state = init_state(self.hp, inputs.n_features)
+            self._member_metrics = []
             self.history_ = pd.DataFrame(columns=["step", *METRIC_NAMES])
         self.link_widths = inputs.link_widths
         self._encode_fns, self._decode_fns = {}, {}
 
-        self._mesh = make_mesh(self.devices, self.hp.batch_size)
+        # Ensemble members run vmapped on one device (several devices would only replicate them).
+        self._mesh = None if self.n_seeds > 1 else make_mesh(self.devices, self.hp.batch_size)
         self._state = place(self._state, replicated(self._mesh))
         mode = choose_data_mode(self.data_mode, inputs.dense_nbytes)
+        if mode == "stream" and self.n_seeds > 1:
+            raise ValueError("n_seeds > 1 needs the data on the device, but they would be streamed (too large)")
+        self.fit_report_ = {"data_mode": mode, "streamed_chunks": 0, "platform": jax.default_backend(),
+                            "devices": 1 if self._mesh is None else int(self._mesh.size)}  # fmt: skip
         if mode == "device":
             self._train_loop(callback, data=place(inputs.dense(), replicated(self._mesh)))
         else:
             self._train_loop(callback, sources=inputs.sources, links=inputs.links)
+        if self.n_seeds > 1:
+            self._keep_best_member(inputs)
         self.latent_ = [self.transform(x, modality=i) for i, x in enumerate(inputs.sources)]
+        self.fit_report_["quality"] = quality = integration_quality(self.latent_, inputs.links, k=self.hp.k_anchor)
+        if quality["collapsed"]:
+            log.warning(
+                "this run looks collapsed: latent cross-modality neighbours contradict the linked features "
+                "(link_consistency %.2f < %.2f on a dataset pair); try other seeds (n_seeds=3), a discriminator "
+                "gradient penalty (disc_gp=1) or more anchor weight",
+                quality["link_consistency_min"], COLLAPSE_THRESHOLD,
+            )  # fmt: skip
         return self
+
+    def _member_seeds(self) -> list[int]:
+        return [self.hp.seed + i for i in range(self.n_seeds)]
+
+    def _check_ensemble(self, resume_from: Any) -> None:
+        if resume_from is not None:
+            raise ValueError("n_seeds > 1 cannot resume: resume the chosen seed's checkpoint with n_seeds=1")
+        if self.checkpoint_dir is not None and self.checkpoint_every:
+            raise ValueError("n_seeds > 1 writes no periodic checkpoints; save() the model after fit instead")
+        if self.data_mode == "stream":
+            raise ValueError("n_seeds > 1 trains on device-resident data; data_mode='stream' is not supported")
+
+    def _keep_best_member(self, inputs: Any) -> None:
+        """Score every member without labels, keep the best one (as if it had been trained alone)."""
+        stacked, seeds, members = self._state, self._member_seeds(), []
+        for i, seed in enumerate(seeds):
+            self._state = member(stacked, i)
+            latents = [self.transform(x, modality=m) for m, x in enumerate(inputs.sources)]
+            quality = integration_quality(latents, inputs.links, k=self.hp.k_anchor)
+            members.append({"seed": seed, **quality})
+        scores = [m["link_consistency"] if np.isfinite(m["link_consistency"]) else -np.inf for m in members]
+        best = int(np.argmax(scores))
+        self._state = member(stacked, best)
+        self.hp = dataclasses.replace(self.hp, seed=seeds[best])
+        if self._member_metrics:
+            chosen = {k: np.concatenate([m[k][:, best] for m in self._member_metrics]) for k in METRIC_NAMES}
+            steps = self.history_["step"].to_numpy()[-len(chosen[METRIC_NAMES[0]]) :]
+            self.history_ = pd.DataFrame({"step": steps, **chosen})
+        self.fit_report_["members"] = members
+        self.fit_report_["chosen_seed"] = seeds[best]
+        log.info("ensemble of %d seeds: kept seed %d (link_consistency %s)", len(seeds), seeds[best],
+                 ", ".join(f"{m['link_consistency']:.3f}" for m in members))  # fmt: skip
 
     def _resume(self, path: str | Path, n_features: tuple[int, ...], widths: tuple[int, ...]) -> None:
         meta = checkpoint.read_metadata(path)
@@ -150,8 +243,12 @@ class SCMODAL:
 
     def _train_loop(self, callback, data=None, sources=None, links=None) -> None:
         hp = self.hp
-        trainer = Trainer.for_networks(self._nets, self._mesh)
-        start = int(self._state["step"])
+        trainer = (
+            EnsembleTrainer.for_networks(self._nets)
+            if self.n_seeds > 1
+            else Trainer.for_networks(self._nets, self._mesh)
+        )
+        start = int(np.asarray(self._state["step"]).reshape(-1)[0])  # ensemble members share the step
         log_every = self.log_every or hp.steps_per_call
         log.info(
             "training on %s with %d of %d device(s), %s data, steps %d -> %d",
@@ -173,29 +270,50 @@ class SCMODAL:
             stream = BatchStream(sources, links, hp.batch_size, key, schedule, stacked_rows(self._mesh), self.prefetch)
             chunks = (
                 (n, lambda state, batch=batch: trainer.run_batches(state, batch))
-                for (_, n), batch in zip(schedule, stream, strict=True)
+                for (_, n), batch in zip(schedule, self._counted(stream), strict=True)
             )
-        pending: list[dict[str, jax.Array]] = []
-        step = start
+        pending: list[dict[str, jax.Array]] = []  # metrics of chunks not yet in history_
+        step = last_log = start
         bar = tqdm(total=hp.steps, initial=start, disable=not self.progress, desc="scMODAL", unit="step")
         for n, run_chunk in chunks:
             self._state, metrics = run_chunk(self._state)
             pending.append(metrics)
             step += n
+            checkpoint_due = bool(self.checkpoint_dir is not None and self.checkpoint_every)
+            checkpoint_due = checkpoint_due and step % self.checkpoint_every == 0
             if step % log_every == 0 or step == hp.steps:
-                summary = self._flush_metrics(pending, step)
+                self._flush_metrics(pending, step)
                 pending = []
+                summary = self._means_since(last_log)
+                last_log = step
                 bar.set_postfix({k: f"{summary[k]:.3g}" for k in ("loss_total", "loss_d", "loss_anchor")})
                 if callback is not None:
                     callback(step, summary)
+            elif checkpoint_due:
+                # A checkpoint's history must reach its step, or a run resumed from it would miss those rows.
+                self._flush_metrics(pending, step)
+                pending = []
             bar.update(n)
-            if self.checkpoint_dir is not None and self.checkpoint_every and step % self.checkpoint_every == 0:
+            if checkpoint_due:
                 self.save(self.checkpoint_dir)
         bar.close()
+
+    def _counted(self, stream: BatchStream):
+        # The witness that batches really came from the stream (tests of the streamed path assert it).
+        for batch in stream:
+            self.fit_report_["streamed_chunks"] += 1
+            yield batch
+
+    def _means_since(self, last_step: int) -> dict[str, float]:
+        rows = self.history_[self.history_["step"] > last_step]
+        return {k: float(np.mean(rows[k].to_numpy(np.float32))) for k in METRIC_NAMES}
 
     def _flush_metrics(self, pending: list[dict[str, jax.Array]], step: int) -> dict[str, float]:
         host = jax.device_get(pending)
         stacked = {k: np.concatenate([np.asarray(m[k]) for m in host]) for k in METRIC_NAMES}
+        if stacked[METRIC_NAMES[0]].ndim == 2:  # ensemble: (steps, members); history_ shows their mean meanwhile
+            self._member_metrics.append(stacked)
+            stacked = {k: v.mean(axis=1) for k, v in stacked.items()}
         n = len(stacked[METRIC_NAMES[0]])
         rows = pd.DataFrame({"step": np.arange(step - n + 1, step + 1), **stacked})
         if not np.isfinite(rows[list(METRIC_NAMES)].to_numpy()).all():
@@ -239,7 +357,8 @@ class SCMODAL:
     def _predict_params(self):
         params = self._state["gen"]
         # Prediction runs on one device; replicated training parameters are read from the first.
-        return params if self._mesh is None else jax.device_put(params, jax.local_devices()[0])
+        # In a multi-process run the parameters span other processes' devices; every process predicts alone.
+        return params if self._mesh is None else local_copy(params)
 
     def _batched(self, fn: Callable, source: Any, out_dim: int, batch: int, params=None) -> np.ndarray:
         out = np.empty((source.shape[0], out_dim), np.float32)
@@ -255,7 +374,8 @@ class SCMODAL:
     def transform(self, X: Any, modality: int | str = 0, batch_size: int = 8192) -> np.ndarray:
         """E_modality(X): the shared latent of cells of one modality (n x n_latent numpy array).
 
-        X may be dense, sparse or backed; it is encoded `batch_size` rows at a time.
+        X is in the model's input space (scaled, the model's columns, as `fit` saw it); dense, sparse or backed,
+        encoded `batch_size` rows at a time. Raw counts: `scmodal_jax.analysis.encode` (stored preprocessing).
         """
         modality = self._check_modality(modality, "modality")
         x = as_row_source(X, "X")
@@ -265,12 +385,44 @@ class SCMODAL:
         return self._batched(self._encoder(modality), x, self.hp.n_latent, min(batch_size, max(x.shape[0], 1)))
 
     def impute(self, X: Any, source: int | str, target: int | str, batch_size: int = 8192) -> np.ndarray:
-        """G_target(E_source(X)): cells of modality `source` in the feature space of modality `target`."""
+        """G_target(E_source(X)): cells of modality `source` in the feature space of modality `target`.
+
+        X and the result are in the model's input space; raw counts: `scmodal_jax.analysis.impute(input="counts")`.
+        """
         source = self._check_modality(source, "source")
         target = self._check_modality(target, "target")
         z = self.transform(X, modality=source, batch_size=batch_size)
         p_target = self._nets.n_features[target]
         return self._batched(self._decoder(target), z, p_target, min(batch_size, max(len(z), 1)))
+
+    def add_results(
+        self,
+        data: Any,
+        impute: bool | str | Sequence[str] = False,
+        *,
+        layer: str | None = None,
+        input: str | None = None,
+        scale: str | None = None,
+        modalities: Sequence[str] | None = None,
+        key_added: str = "X_scmodal",
+    ) -> Any:
+        """Write the results into the user's own AnnData objects (a list in model order, a dict or a MuData) and
+        return them.
+
+        Each object gets `obsm[key_added]` (the shared latent): `latent_` for the cells the model was fitted on
+        (same obs names), else its cells encoded with the stored preprocessing. `impute` (True: every other
+        modality; or target modality names) adds `obsm['imputed_<target>']`, DataFrames named by the target's
+        features, on the recipe's log1p scale (`scale="scaled"`: the model's z-scored space). `input` is how
+        the objects' values (`.X` or `layer`, by default the layer the model was fitted on) relate to the
+        model: "counts" (default after a recipe), "normalized" or "scaled" (default otherwise). A dict or
+        MuData may hold a subset of the modalities, matched by name.
+        """
+        self._check_fitted()
+        # The AnnData/MuData glue lives above data/ and analysis/; imported here so that model.py imports neither.
+        from .anndata_api import add_results
+
+        return add_results(self, data, impute, layer=layer, input=input, scale=scale, modalities=modalities,
+                           key_added=key_added)  # fmt: skip
 
     @property
     def n_datasets(self) -> int:

@@ -41,7 +41,18 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # Not an ablation: the heavier anchor weight of the paper's tonsil tutorial, for seeds that settle on a
     # wrong cluster matching at the default weight (experiments/pbmc_cytof/README.md).
     "anchor5": {"lambda_anchor": 5.0},
+    # Mechanisms beyond the paper (issue 15), one switch each; a float in STEP_FRACTIONS keys is a fraction of the
+    # run's steps (so screening runs at fewer steps keep the same schedule shape).
+    "warmup": {"gan_warmup": 0.2},
+    "gp": {"disc_gp": 1.0},
+    "smooth": {"disc_smoothing": 0.1},
+    "slow_d": {"disc_lr": 1e-4},
+    "refine": {"lambda_refine": 1.0, "refine_start": 0.2},
+    "gp10": {"disc_gp": 10.0},
+    "ens3": {"n_seeds": 3},
+    "gp_ens3": {"disc_gp": 1.0, "n_seeds": 3},
 }
+STEP_FRACTIONS = ("gan_warmup", "refine_start")
 VARIANT_LABELS = {
     "full": "scMODAL (default)",
     "no_gan": "w/o GAN (lambda_gan=0, d_steps=0)",
@@ -49,7 +60,25 @@ VARIANT_LABELS = {
     "no_geo": "w/o geometric (lambda_geo=0)",
     "no_ae": "w/o autoencoder/cycle (lambda_ae=lambda_la=0)",
     "anchor5": "stronger anchor (lambda_anchor=5)",
+    "warmup": "GAN warm-up over the first 20% of steps",
+    "gp": "discriminator gradient penalty (disc_gp=1)",
+    "smooth": "discriminator label smoothing (0.1)",
+    "slow_d": "slower discriminator (disc_lr=1e-4)",
+    "refine": "refined anchors from step 20% (lambda_refine=1)",
+    "gp10": "discriminator gradient penalty (disc_gp=10)",
+    "ens3": "3 seeds trained together, best by label-free quality",
+    "gp_ens3": "gradient penalty (disc_gp=1) + 3 seeds, best by quality",
 }
+
+
+def variant_hyperparameters(variant: str, steps: int) -> dict[str, Any]:
+    """The variant's hyperparameters for a run of `steps` steps (step fractions turned into step counts)."""
+    out = {}
+    for key, value in VARIANTS[variant].items():
+        out[key] = int(round(value * steps)) if key in STEP_FRACTIONS else value
+    return out
+
+
 METRICS = ("label_transfer_accuracy", "foscttm", "pair_distance", "asw", "mixing_metric", "kbet")
 METRIC_HEADERS = {
     "label_transfer_accuracy": "label transfer ↑",
@@ -86,11 +115,47 @@ def append_record(path: Path, rec: dict[str, Any]) -> None:
         fh.write(json.dumps(rec) + "\n")
 
 
+# The few-links protocol (issue 15): data sets derived from the shared files, built here, not in the package.
+SMALL_PANEL_SIZE = 16
+
+
+def small_panel_proteins(panel_seed: int, proteins: Sequence[str]) -> list[str]:
+    """The 16 proteins of one fixed random draw (`pbmc5k_small_panel_p<seed>`), in the file's order."""
+    rng = np.random.default_rng(int(panel_seed))
+    keep = np.sort(rng.choice(len(proteins), SMALL_PANEL_SIZE, replace=False))
+    return [str(proteins[i]) for i in keep]
+
+
+def build_protocol(name: str, data_dir: str):
+    """`pbmc5k_small_panel_p<seed>`: PBMC5k with the ADT side cut to 16 random proteins (only their links
+    kept; RNA: 3,000 HVGs + the kept linked genes). `bmmc_cite_cross_batch`: the BMMC starter's RNA of batch
+    s1d1 against the ADT of batch s1d2, so no cell has its own partner on the other side."""
+    from scmodal_jax.data.builders import Integration
+    from scmodal_jax.data.loaders.shared import bmmc_cite, pbmc5k_cite
+    from scmodal_jax.data.recipes import prepare_rna_protein
+
+    if name.startswith("pbmc5k_small_panel_p"):
+        rna, protein = pbmc5k_cite(data_dir)
+        panel = small_panel_proteins(int(name.rsplit("_p", 1)[1]), list(protein.var_names))
+        prep = prepare_rna_protein(rna, protein[:, panel].copy(), n_hvg=3000, label_key="cell_type")
+        prep.info["panel"] = panel
+        return Integration(prep, True, ["rna", "protein"])
+    if name == "bmmc_cite_cross_batch":
+        rna, protein = bmmc_cite(data_dir)
+        rna = rna[(rna.obs["batch"] == "s1d1").to_numpy()].copy()
+        protein = protein[(protein.obs["batch"] == "s1d2").to_numpy()].copy()
+        n_hvg = min(3000, rna.n_vars)
+        prep = prepare_rna_protein(rna, protein, n_hvg=n_hvg, label_key="cell_type")
+        return Integration(prep, False, ["rna", "protein"])
+    return None
+
+
 def build_integration(name: str, data_dir: str):
     from scmodal_jax.cli.config import DataConfig
     from scmodal_jax.data.builders import build
 
-    return build(DataConfig(name=name, data_dir=data_dir))
+    protocol = build_protocol(name, data_dir)
+    return protocol if protocol is not None else build(DataConfig(name=name, data_dir=data_dir))
 
 
 def latents_for(method: str, variant: str, integ: Any, seed: int, steps: int) -> tuple[list[np.ndarray], dict]:
@@ -105,9 +170,18 @@ def latents_for(method: str, variant: str, integ: Any, seed: int, steps: int) ->
     if method == "scmodal":
         from scmodal_jax.model import SCMODAL
 
-        model = SCMODAL(steps=steps, seed=seed, progress=True, **VARIANTS[variant]).fit(prepared)
-        return model.latent_, {"hyperparameters": VARIANTS[variant]}
+        hyperparameters = variant_hyperparameters(variant, steps)
+        model = SCMODAL(steps=steps, seed=seed, progress=True, **hyperparameters).fit(prepared)
+        return model.latent_, {"hyperparameters": hyperparameters}
     raise ValueError(f"unknown method {method!r}")
+
+
+def quality_fields(latents: list[np.ndarray], prepared: Any) -> dict[str, Any]:
+    """The label-free quality score of a run (scmodal_jax.metrics.quality), for its correlation with labels."""
+    from scmodal_jax.metrics.quality import integration_quality
+
+    q = integration_quality(latents, prepared.link_matrices())
+    return {f"quality_{k}": v for k, v in q.items()}
 
 
 def run_one(method: str, variant: str, dataset: str, integ: Any, seed: int, steps: int) -> dict[str, Any]:
@@ -117,6 +191,7 @@ def run_one(method: str, variant: str, dataset: str, integ: Any, seed: int, step
     latents, extra = latents_for(method, variant, integ, seed, steps)
     fit_s = time.perf_counter() - t
     metrics = evaluate(latents, integ.prepared.labels, paired=integ.paired, seed=0)
+    extra.update(quality_fields(latents, integ.prepared))
     return {
         "dataset": dataset,
         "method": method,
@@ -127,6 +202,8 @@ def run_one(method: str, variant: str, dataset: str, integ: Any, seed: int, step
         "n_cells": [int(x.shape[0]) for x in integ.prepared.datasets],
         "n_features": [int(x.shape[1]) for x in integ.prepared.datasets],
         "paired": bool(integ.paired),
+        "n_links": [int(left.shape[1]) for left, _ in integ.prepared.link_matrices()],
+        **({"panel": list(integ.prepared.info["panel"])} if "panel" in integ.prepared.info else {}),
         **{k: (float(metrics[k]) if k in metrics else None) for k in METRICS},
         **extra,
     }
@@ -213,7 +290,9 @@ def dataset_line(recs: list[dict[str, Any]], dataset: str) -> str:
     feats = " / ".join(str(n) for n in r["n_features"])
     pairing = "paired (trained as unpaired; pairing used only for FOSCTTM / pair distance)" if r["paired"] else (
         "unpaired (FOSCTTM and pair distance do not apply)")  # fmt: skip
-    return f"`{dataset}`: {cells} cells, {feats} features, {pairing}."
+    links = f", {' / '.join(str(n) for n in r['n_links'])} linked feature pair(s)" if "n_links" in r else ""
+    panel = f" Protein panel: {', '.join(r['panel'])}." if "panel" in r else ""
+    return f"`{dataset}`: {cells} cells, {feats} features{links}, {pairing}.{panel}"
 
 
 def commands_block(recs: list[dict[str, Any]]) -> str:

@@ -58,6 +58,53 @@ def disc_loss(logits_first, logits_second):
     return float(np.mean(softplus(-logits_first) + softplus(logits_second)))
 
 
+def disc_loss_smoothed(logits_first, logits_second, s):
+    first = (1 - s) * softplus(-logits_first) + s * softplus(logits_first)
+    second = s * softplus(-logits_second) + (1 - s) * softplus(logits_second)
+    return float(np.mean(first + second))
+
+
+def mlp_input_grad(layers, x, clamp=None):
+    """d sum(mlp(x)) / d x for a one-output ReLU MLP, by hand (backward through ReLUs and the clamp)."""
+    h = np.asarray(x, np.float64)
+    masks = []
+    for i, (w, b) in enumerate(layers):
+        h = h @ np.asarray(w, np.float64) + np.asarray(b, np.float64)
+        if i < len(layers) - 1:
+            masks.append(h > 0)
+            h = np.maximum(h, 0.0)
+    g = np.ones_like(h)
+    if clamp is not None:
+        g = g * (np.abs(h) < clamp)
+    for i in range(len(layers) - 1, -1, -1):
+        g = g @ np.asarray(layers[i][0], np.float64).T
+        if i > 0:
+            g = g * masks[i - 1]
+    return g
+
+
+def gradient_penalty(layers, z, clamp=None):
+    g = mlp_input_grad(layers, z, clamp)
+    return float(np.mean(np.sum(g * g, axis=1)))
+
+
+def refined_pairs(imputed_right, x_right, x_left, imputed_left, link_left, link_right, k, agree_k):
+    found = np.maximum(mnn(imputed_right, x_right, k), mnn(x_left, imputed_left, k))
+    return found * mnn(link_left, link_right, agree_k)
+
+
+def mlp_jax(layers, x):
+    """The same ReLU MLP in jax.numpy (float32), to differentiate with JAX against the hand-written backward."""
+    import jax.numpy as jnp
+
+    h = x
+    for i, (w, b) in enumerate(layers):
+        h = h @ jnp.asarray(w, jnp.float32) + jnp.asarray(b, jnp.float32)
+        if i < len(layers) - 1:
+            h = jnp.maximum(h, 0.0)
+    return h
+
+
 def mlp(layers, x, clamp=None):
     """layers: list of (kernel, bias); ReLU between layers."""
     h = np.asarray(x, np.float64)

@@ -107,8 +107,8 @@ def test_transfer_labels(run_dir, tmp_path, capsys):
     back = ad.read_h5ad(tmp_path / "labelled.h5ad")
     integrated = ad.read_h5ad(run_dir / "integrated.h5ad")
     src = (integrated.obs["modality"] == "mod0").to_numpy()
-    pred, conf = A.knn_transfer(integrated.obsm["X_scmodal"][src], integrated.obs["cell_type"].to_numpy()[src],
-                                integrated.obsm["X_scmodal"][~src], k=5)  # fmt: skip
+    pred, conf = A.transfer_labels(integrated.obsm["X_scmodal"][src], integrated.obs["cell_type"].to_numpy()[src],
+                                   query=integrated.obsm["X_scmodal"][~src], k=5)  # fmt: skip
     np.testing.assert_array_equal(back.obs["predicted_cell_type"].astype(str).to_numpy()[~src], pred)
     np.testing.assert_allclose(back.obs["predicted_cell_type_confidence"].to_numpy()[~src], conf)
     assert back.obs["predicted_cell_type"][src].isna().all()
@@ -145,3 +145,95 @@ def test_clear_errors(run_dir, tmp_path, capsys):
     assert code == 2 and "not a finished run directory" in err
     code, _, err = cli(capsys, "impute", run_dir, "--source", "mod0", "--target", "mod1", "--out", tmp_path / "x.txt")
     assert code == 2 and "unknown output format" in err
+
+
+# ----------------------------------------------------------------------------------------------------------
+# A run built with a real recipe (citeseq_pbmc on its stand-in: raw counts -> normalize_total + log1p, HVGs,
+# z-score and clip): `map` and `impute --input` replay that preprocessing on raw counts, so they must give what
+# the model gives on the recipe's own output for the same cells.
+# ----------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def recipe_run(tmp_path_factory):
+    import standins
+
+    from scmodal_jax.data.loaders import paper
+
+    root = tmp_path_factory.mktemp("recipe_run")
+    standins.write_hao2021(root / "cache")
+    # 20 HVGs of the stand-in's 58 genes: some genes are not model features
+    overrides = ["+experiment=citeseq_pbmc", f"data.cache_dir={root / 'cache'}", "data.n_hvg=20", *FAST[:9]]
+    config_module.register()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+    run(cfg, root / "run")
+    rna, adt = paper.hao2021_pbmc_cite(donor="P1", cache_dir=root / "cache", progress=False)
+    return root / "run", {"rna": rna, "adt": adt}
+
+
+def _raw_input(raw, path, order_seed=0, drop=()):
+    """The raw counts of the run's cells as an .h5ad, features shuffled (and `drop` removed)."""
+    keep = [g for g in raw.var_names if g not in drop]
+    order = np.random.default_rng(order_seed).permutation(len(keep))
+    new = raw[:, [keep[j] for j in order]].copy()
+    new.obs["total_counts"] = np.asarray(raw.X.sum(axis=1)).ravel()  # library size over the full panel
+    new.write_h5ad(path)
+    return new
+
+
+def test_map_raw_counts_with_shuffled_features_equals_the_recipe(recipe_run, tmp_path, capsys):
+    run_dir, raw = recipe_run
+    r = load_run(run_dir)
+    assert r.model.preprocessing_["info"]["recipe"] == "rna_protein"
+    X, obs = r.cells("rna")  # the recipe's output for the run's RNA cells
+    assert list(obs.index) == list(raw["rna"].obs_names)
+    expected = r.model.transform(X, modality="rna")
+    _raw_input(raw["rna"], tmp_path / "rna.h5ad")
+    code, out, err = cli(capsys, "map", run_dir, "--modality", "rna", "--input", tmp_path / "rna.h5ad", "--out",
+                         tmp_path / "mapped.h5ad")  # fmt: skip
+    assert code == 0, err
+    mapped = ad.read_h5ad(tmp_path / "mapped.h5ad")
+    assert list(mapped.obs_names) == list(obs.index)
+    np.testing.assert_allclose(mapped.obsm["X_scmodal"], expected, rtol=1e-4, atol=1e-4)
+    # and the same latent is what the run wrote for these cells
+    integrated = ad.read_h5ad(run_dir / "integrated.h5ad")
+    np.testing.assert_allclose(integrated.obsm["X_scmodal"][(integrated.obs["modality"] == "rna").to_numpy()],
+                               expected, rtol=1e-5, atol=1e-5)  # fmt: skip
+    assert mapped.obs["predicted_cell_type"].notna().all()
+
+
+def test_map_raw_counts_with_missing_features(recipe_run, tmp_path, capsys):
+    run_dir, raw = recipe_run
+    r = load_run(run_dir)
+    model_genes = set(A.model_feature_names(r.model, "rna"))
+    unused = [g for g in raw["rna"].var_names if g not in model_genes]
+    assert unused, "the stand-in must have genes the model does not use"
+    # genes the model does not use may be absent, given the cells' library sizes over the full panel
+    _raw_input(raw["rna"], tmp_path / "panel.h5ad", order_seed=1, drop=unused)
+    args = ["--modality", "rna", "--input", tmp_path / "panel.h5ad", "--no-labels", "--out", tmp_path / "m.h5ad"]
+    code, _, err = cli(capsys, "map", run_dir, *args, "--library-size-key", "total_counts")
+    assert code == 0, err
+    X, _ = r.cells("rna")
+    np.testing.assert_allclose(ad.read_h5ad(tmp_path / "m.h5ad").obsm["X_scmodal"], r.model.transform(X, "rna"),
+                               rtol=1e-4, atol=1e-4)  # fmt: skip
+    # a gene the model uses may not: the error names it
+    _raw_input(raw["rna"], tmp_path / "missing.h5ad", drop=["CD3E", "LYZ"])
+    code, _, err = cli(capsys, "map", run_dir, "--modality", "rna", "--input", tmp_path / "missing.h5ad", "--out",
+                       tmp_path / "x.h5ad")  # fmt: skip
+    assert code == 2 and "missing from the rna input: CD3E, LYZ" in err
+
+
+def test_impute_raw_counts_with_shuffled_features_equals_the_api_on_the_recipe(recipe_run, tmp_path, capsys):
+    run_dir, raw = recipe_run
+    r = load_run(run_dir)
+    for source, target in (("rna", "adt"), ("adt", "rna")):
+        X, obs = r.cells(source)
+        ref = A.impute(r.model, X, source, target, scale="log1p")  # the API on the recipe's output
+        _raw_input(raw[source], tmp_path / f"{source}.h5ad", order_seed=2)
+        args = ["--source", source, "--target", target, "--input", tmp_path / f"{source}.h5ad"]
+        code, _, err = cli(capsys, "impute", run_dir, *args, "--out", tmp_path / f"{source}.csv")
+        assert code == 0, err
+        got = pd.read_csv(tmp_path / f"{source}.csv", index_col=0)
+        assert list(got.columns) == list(ref.columns) and list(got.index) == list(obs.index)
+        np.testing.assert_allclose(got.to_numpy(), ref.to_numpy(), rtol=1e-4, atol=1e-4)

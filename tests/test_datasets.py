@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import skip_without_shared_data
 
 import scmodal_jax
 from scmodal_jax import data
@@ -15,7 +16,7 @@ from scmodal_jax.data.loaders import paper
 from scmodal_jax.data.loaders import shared as ds
 
 HAVE_SHARED = ds.shared_data_available()
-needs_shared = pytest.mark.skipif(not HAVE_SHARED, reason="shared data folder not available")
+needs_shared = skip_without_shared_data(HAVE_SHARED)
 
 
 # ------------------------------------------------------------------------------------------------------

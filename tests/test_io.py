@@ -1,4 +1,4 @@
-"""Tests for scmodal_jax.data.io (AnnData / MuData export) with a fake model."""
+"""Tests for scmodal_jax.data.io (AnnData / MuData export) with a fake model, and with a trained one."""
 
 from __future__ import annotations
 
@@ -207,3 +207,42 @@ def test_h5mu_round_trip(setup, tmp_path):
     # a mapping is accepted directly
     again = sio.read_h5mu(sio.write_h5mu({"RNA": mods[0], "ADT": mods[1]}, tmp_path / "map.h5mu"))
     assert again.n_obs == 12
+
+
+# ----------------------------------------------------------------------------------------------------------
+# A real model: trained a few steps on a recipe's output (the citeseq_pbmc stand-in, raw counts in)
+# ----------------------------------------------------------------------------------------------------------
+
+
+def test_to_anndata_with_a_trained_model_and_imputation(tmp_path):
+    import standins
+
+    import scmodal_jax as scm
+    from scmodal_jax.data.loaders import paper
+    from scmodal_jax.data.recipes import prepare_rna_protein
+
+    standins.write_hao2021(tmp_path)
+    rna, adt = paper.hao2021_pbmc_cite(donor="P1", cache_dir=tmp_path, progress=False)
+    prep = prepare_rna_protein(rna, adt, n_hvg=20, label_key="cell_type", modalities=("rna", "adt"))
+    model = scm.SCMODAL(steps=10, steps_per_call=10, hidden=16, disc_hidden=16, batch_size=32, k_anchor=5,
+                        progress=False).fit(prep)  # fmt: skip
+    scaling = [(sc.mean, sc.std) for sc in prep.scaling]
+    adatas = [ad.AnnData(obs=obs.copy()) for obs in prep.obs]
+    combined, (out_rna, out_adt) = sio.to_anndata(model, adatas, prep.modalities, prep.datasets, prep.feature_names,
+                                                  scaling=scaling, log1p_scale=True)  # fmt: skip
+    np.testing.assert_array_equal(combined.obsm["X_scmodal"], np.vstack(model.latent_))
+    np.testing.assert_allclose(out_adt.obsm["X_scmodal"], model.transform(prep.datasets[1], "adt"), rtol=1e-6)
+    assert combined.obs["cell_type"].notna().all() and list(combined.obs["modality"].cat.categories) == ["rna", "adt"]
+    for out, (i, j) in ((out_rna, (0, 1)), (out_adt, (1, 0))):
+        # the reference: G_j(E_i(x)) from the model, z-score undone, linked features repeated in the model
+        # input averaged by name (pandas groupby, not the function under test)
+        mean, std = scaling[j]
+        raw = model.impute(prep.datasets[i], source=i, target=j) * std + mean
+        names = prep.feature_names[j]
+        assert len(set(names)) < len(names)  # some features repeat (one column per link pair)
+        expected = pd.DataFrame(raw, columns=names).T.groupby(level=0, sort=False).mean().T
+        got = out.obsm[f"imputed_{prep.modalities[j]}"]
+        assert list(got.columns) == list(expected.columns) and list(got.index) == list(prep.obs[i].index)
+        np.testing.assert_allclose(got.to_numpy(), expected.to_numpy(), rtol=1e-5, atol=1e-5)
+    back = sio.read_h5ad(sio.write_h5ad(out_rna, tmp_path / "rna.h5ad"))
+    pd.testing.assert_frame_equal(back.obsm["imputed_adt"], out_rna.obsm["imputed_adt"])

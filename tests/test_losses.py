@@ -85,3 +85,40 @@ def test_discriminator_loss(rng):
     # Saturated logits at the clamp stay finite.
     big = np.full(4, 50.0, np.float32)
     assert np.isfinite(float(losses.discriminator_loss(-big, big)))
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.3])
+def test_discriminator_loss_with_label_smoothing(rng, smoothing):
+    a, b = rng.normal(size=50) * 3, rng.normal(size=50) * 3
+    got = float(losses.discriminator_loss(jnp.asarray(a), jnp.asarray(b), smoothing))
+    want = ref.disc_loss_smoothed(a, b, smoothing)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    if smoothing == 0.0:
+        assert got == float(losses.discriminator_loss(jnp.asarray(a), jnp.asarray(b)))
+
+
+def test_gradient_penalty_matches_hand_written_backward(rng):
+    layers = [(rng.normal(size=(4, 9)), rng.normal(size=9)), (rng.normal(size=(9, 9)), rng.normal(size=9)),
+              (rng.normal(size=(9, 1)), rng.normal(size=1))]  # fmt: skip
+    z = rng.normal(size=(30, 4))
+    for clamp in (None, 3.0):  # with clamp 3 some logits are clamped: their rows have zero gradient
+
+        def fn(x, clamp=clamp):
+            out = ref.mlp_jax(layers, x)[:, 0]
+            return out if clamp is None else jnp.clip(out, -clamp, clamp)
+
+        got = float(losses.gradient_penalty(fn, jnp.asarray(z, jnp.float32)))
+        want = ref.gradient_penalty(layers, z, clamp)
+        np.testing.assert_allclose(got, want, rtol=1e-4)
+    assert np.abs(ref.mlp(layers, z)).max() > 3.0  # the clamp case is exercised
+
+
+def test_refined_pairs_match_brute_force(rng):
+    imp_r, x_r = rng.normal(size=(20, 6)), rng.normal(size=(25, 6))
+    x_l, imp_l = rng.normal(size=(20, 8)), rng.normal(size=(25, 8))
+    link_l, link_r = rng.normal(size=(20, 3)), rng.normal(size=(25, 3))
+    args = [jnp.asarray(a, jnp.float32) for a in (imp_r, x_r, x_l, imp_l, link_l, link_r)]
+    got = np.asarray(losses.refined_pairs(*args, 4, 10))
+    want = ref.refined_pairs(imp_r, x_r, x_l, imp_l, link_l, link_r, 4, 10)
+    np.testing.assert_array_equal(got, want)
+    assert 0 < got.sum() < ref.mnn(imp_r, x_r, 4).sum() + ref.mnn(x_l, imp_l, 4).sum()  # the filter removed pairs

@@ -64,8 +64,14 @@ def test_save_load_and_resume_equal_uninterrupted_run(toy, tmp_path):
 
 def test_periodic_checkpoints_resume(toy, tmp_path):
     links = scm.first_columns(toy.n_linked)
-    _model(30, checkpoint_dir=tmp_path / "run", checkpoint_every=20).fit(toy.datasets, links)
-    assert scm.SCMODAL.load(tmp_path / "run").step == 20
+    full = _model(30, checkpoint_dir=tmp_path / "run", checkpoint_every=20).fit(toy.datasets, links)
+    assert scm.SCMODAL.load(tmp_path / "run").step == 20  # the periodic checkpoint, not the end of the run
+    # as if the run had died after step 20: resuming from that checkpoint ends where the whole run ended
+    resumed = _model(30).fit(toy.datasets, links, resume_from=tmp_path / "run")
+    assert list(resumed.history_["step"]) == list(range(1, 31))
+    np.testing.assert_allclose(resumed.history_["loss_total"], full.history_["loss_total"], rtol=1e-5)
+    for zr, zf in zip(resumed.latent_, full.latent_, strict=True):
+        np.testing.assert_allclose(zr, zf, rtol=1e-5, atol=1e-5)
 
 
 def test_resume_refuses_changed_hyperparameters(toy, tmp_path):

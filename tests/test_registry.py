@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import re
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -59,7 +61,7 @@ def test_every_loader_is_registered_and_origins_split():
     assert set(registry.list_datasets("shared")).isdisjoint(registry.list_datasets("download"))
     loader_names = [n for n in loaders.__all__ if callable(getattr(loaders, n)) and n[0].islower()]
     registered = {e.loader for e in ENTRIES}
-    helpers = {"get_data_dir", "shared_data_available"}
+    helpers = {"get_data_dir", "shared_data_available", "check_pinned"}
     assert {n for n in loader_names if getattr(loaders, n) not in registered} == helpers
     with pytest.raises(ValueError, match="origin"):
         registry.list_datasets("nope")
@@ -87,3 +89,70 @@ def test_load_dataset_returns_what_the_loader_returns():
     assert list(got.obs_names) == list(want.obs_names) and got.obs_names[0].endswith("-adt")
     np.testing.assert_array_equal(_dense(got.X), _dense(want.X))
     assert got.obs.equals(want.obs) and got.var.equals(want.var)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Experiments' sources, the original releases and the README's data table
+# ------------------------------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+import data_table  # noqa: E402
+
+
+def _experiment_data(path: Path) -> str | None:
+    found = re.search(r"override /data: (\w+)", path.read_text())
+    return found.group(1) if found else None
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "conf" / "experiment").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_experiment_names_its_public_source(path):
+    (line,) = [s for s in path.read_text().splitlines() if s.startswith("# source:")]
+    data_name = _experiment_data(path)
+    if data_name is None:  # an ablation, combined with an experiment that names the data
+        assert "combined with" in line
+        return
+    names = [n.strip() for n in line.removeprefix("# source:").split(";")[0].split(",")]
+    assert tuple(names) == registry.DATA_SOURCES[data_name]
+    assert f"python scripts/data_table.py {data_name}" in path.read_text()
+    text = registry.sources(data_name)
+    for name in names:
+        entry = registry.DATASETS[name]
+        assert f"{name}: {entry.source}" in text and f"licence {entry.licence}" in text
+
+
+def test_data_sources_cover_every_builder_and_name_registered_datasets():
+    from scmodal_jax.data.builders import BUILDERS
+
+    assert set(registry.DATA_SOURCES) == set(BUILDERS) - {"synthetic"}
+    assert {n for names in registry.DATA_SOURCES.values() for n in names} <= set(registry.DATASETS)
+    with pytest.raises(KeyError, match="Unknown data config 'nope'"):
+        registry.sources("nope")
+
+
+def test_shared_datasets_name_their_original_release_unless_none_is_known():
+    shared_only = {e.name for e in ENTRIES if e.origin == "shared" and not e.release_keys}
+    assert shared_only == {"pbmc_cytof"}
+    for entry in ENTRIES:
+        assert set(entry.release_keys) <= set(download.REGISTRY)
+        if entry.origin == "shared":
+            assert entry.size == sum(shared.SHARED_PINS[f][0] for f in entry.shared_files)
+    # what our files add, where the release lacks it (the 10x release has no labels)
+    assert "cell-type labels" in registry.DATASETS["pbmc5k_cite"].release_adds
+    assert registry.DATASETS["hg38_gene_annotation"].release_adds == ""
+    assert "not pinned" in registry.sources("pbmc5k_cite") and "46.7 MB, pinned" in registry.sources("bmmc_multiome")
+
+
+def test_readme_data_table_is_the_registry_table():
+    table = registry.markdown_table()
+    assert data_table.readme_table((ROOT / "README.md").read_text()) == table, (
+        "README data table is stale: run python scripts/data_table.py --write README.md"
+    )
+    rows = table.splitlines()[2:]
+    assert len(rows) == len(registry.DATASETS)
+    assert "| `pbmc_cytof` |" in table and "590.6 kB" in table  # the pinned size of the CyTOF file
+    assert data_table.replace_table(f"a\n{data_table.BEGIN}\nold\n{data_table.END}\nb", "new") == (
+        f"a\n{data_table.BEGIN}\nnew\n{data_table.END}\nb"
+    )
+    with pytest.raises(ValueError, match="markers"):
+        data_table.readme_table("no table here")

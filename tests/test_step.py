@@ -1,3 +1,5 @@
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -124,3 +126,74 @@ def test_scan_chunks_equal_single_steps():
 def test_two_datasets_are_needed():
     with pytest.raises(ValueError, match="at least 2"):
         init_state(HP, [5])
+
+
+def test_warmup_and_refined_anchors_in_the_generator_objective_match_numpy():
+    hp = dataclasses.replace(HP, gan_warmup=10, lambda_refine=2.0, refine_start=3, refine_agree_k=6)
+    rng = np.random.default_rng(3)
+    data = _data(rng)
+    nets, state = init_state(hp, [x.shape[1] for x in data[0]])
+    xs, link_rows, mnn = _batch(state, data, hp)
+    kernels = [losses.gaussian_kernel(x) for x in xs]
+    gen = nnx.to_pure_dict(state["gen"])
+    enc = [_layers(gen["encoders"][i]) for i in range(3)]
+    dec = [_layers(gen["decoders"][i]) for i in range(3)]
+    dis = [_layers(nnx.to_pure_dict(state["disc"])["nets"][p]) for p in range(2)]
+    x_np = [np.asarray(x) for x in xs]
+    paper = ref.generator_losses(enc, dec, dis, x_np, [np.asarray(s) for s in mnn], HP)
+    zs = [ref.mlp(enc[i], x_np[i]) for i in range(3)]
+    refine, n_pairs = 0.0, 0.0
+    for p in range(2):
+        pairs = ref.refined_pairs(ref.mlp(dec[p + 1], zs[p]), x_np[p + 1], x_np[p], ref.mlp(dec[p], zs[p + 1]),
+                                  np.asarray(link_rows[p][0]), np.asarray(link_rows[p][1]), hp.k_anchor, 6)  # fmt: skip
+        refine += ref.anchor_loss(zs[p], zs[p + 1], pairs)
+        n_pairs += pairs.sum()
+    assert n_pairs > 0
+    for step, gan_scale, refine_on in ((0, 0.0, 0.0), (2, 0.2, 0.0), (5, 0.5, 1.0), (40, 1.0, 1.0)):
+        _, parts = _generator_losses(state["gen"], state["disc"], nets, xs, mnn, kernels, link_rows, step)
+        want = (paper["loss_total"] - (1 - gan_scale) * hp.lambda_gan * paper["loss_gan"]
+                + refine_on * hp.lambda_refine * refine)  # fmt: skip
+        np.testing.assert_allclose(float(parts["loss_total"]), want, rtol=2e-4, atol=2e-5, err_msg=f"step {step}")
+        np.testing.assert_allclose(float(parts["loss_refine"]), refine, rtol=2e-4, atol=2e-5)
+        assert float(parts["refine_pairs"]) == n_pairs
+
+
+def test_discriminator_smoothing_and_gradient_penalty_in_the_step_match_numpy():
+    hp = dataclasses.replace(HP, d_steps=1, disc_smoothing=0.2, disc_gp=0.5)
+    rng = np.random.default_rng(4)
+    data = _data(rng, sizes=((40, 7), (30, 5)))
+    nets, state = init_state(hp, [x.shape[1] for x in data[0]])
+    xs, _, _ = _batch(state, data, hp)
+    gen = nnx.to_pure_dict(state["gen"])
+    dis = _layers(nnx.to_pure_dict(state["disc"])["nets"][0])
+    zs = [ref.mlp(_layers(gen["encoders"][i]), np.asarray(xs[i])) for i in range(2)]
+    want_d = ref.disc_loss_smoothed(ref.mlp(dis, zs[0], hp.logit_clamp)[:, 0],
+                                    ref.mlp(dis, zs[1], hp.logit_clamp)[:, 0], 0.2)  # fmt: skip
+    want_gp = sum(ref.gradient_penalty(dis, z, hp.logit_clamp) for z in zs)
+    _, metrics = train_step(nets, jax.tree_util.tree_map(jnp.array, state), data)
+    np.testing.assert_allclose(float(metrics["loss_d"]), want_d, rtol=2e-4)
+    np.testing.assert_allclose(float(metrics["loss_gp"]), want_gp, rtol=2e-4)
+    assert want_gp > 0
+
+
+def test_paper_settings_reproduce_the_ported_losses():
+    # Losses of 3 steps at the paper's settings, as computed by the implementation before any mechanism beyond
+    # the paper existed (commit 9ca82f3, this machine); the new switches at their defaults must not move them.
+    hp = Hyperparameters.from_preset(
+        "paper", n_latent=3, hidden=8, disc_hidden=6, batch_size=12, k_anchor=4, d_steps=2, seed=7, init_std=0.3
+    )
+    rng = np.random.default_rng(5)
+    data = _data(rng, sizes=((40, 7), (30, 5)))
+    nets, state = init_state(hp, [x.shape[1] for x in data[0]])
+    _, metrics = Trainer(nets).run(state, data, 3)
+    got = {k: np.asarray(metrics[k]) for k in ("loss_d", "loss_total", "loss_anchor", "loss_geo")}
+    for key, want in PINNED_PAPER_LOSSES.items():
+        np.testing.assert_allclose(got[key], want, rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+PINNED_PAPER_LOSSES = {
+    "loss_d": [1.424072265625, 1.423682451248169, 1.4284217357635498],
+    "loss_total": [7.715705394744873, 13.385708808898926, 5.937007427215576],
+    "loss_anchor": [0.24407273530960083, 0.40747711062431335, 0.49855732917785645],
+    "loss_geo": [-1.8044941425323486, -1.7739834785461426, -1.8746159076690674],
+}

@@ -13,10 +13,13 @@ import pytest
 from conftest import shared_file
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
+from wandb_offline import read_offline_run
 
 from scmodal_jax.cli import config as config_module
 from scmodal_jax.cli.sweeps import collect_runs, write_tables
 from scmodal_jax.cli.train import run
+from scmodal_jax.data.builders import build
+from scmodal_jax.metrics import foscttm, label_transfer_accuracy
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
@@ -27,6 +30,9 @@ FAST = [
     "model.hidden=32", "model.disc_hidden=32", "train.k_anchor=10", "train.progress=false",
     "data.synthetic.n_cells=200", "data.synthetic.n_features=[30,12]", "data.synthetic.n_linked=6",
 ]  # fmt: skip
+# No credentials anywhere W&B looks (and no WANDB_MODE): the logger must choose offline by itself.
+NO_WANDB_CREDENTIALS = {"WANDB_MODE": None, "WANDB_API_KEY": None, "NETRC": None, "WANDB_BASE_URL": None,
+                        "WANDB_SILENT": "true"}  # fmt: skip
 
 
 def _compose(overrides):
@@ -36,7 +42,9 @@ def _compose(overrides):
 
 
 def _cli(args, cwd, env=None):
+    """`python -m scmodal_jax.train ARGS`; `env` adds variables (a None value removes one)."""
     full_env = {**os.environ, "JAX_PLATFORMS": "cpu", "WANDB_MODE": "disabled", **(env or {})}
+    full_env = {k: v for k, v in full_env.items() if v is not None}
     return subprocess.run(
         [sys.executable, "-m", "scmodal_jax.train", *args], cwd=cwd, env=full_env, capture_output=True, text=True
     )
@@ -106,16 +114,37 @@ def test_bmmc_cite_end_to_end_through_the_cli(tmp_path):
     history = pd.read_csv(run_dir / "loss_history.csv")
     assert list(history["step"]) == list(range(1, 201))
     assert "JAX" in (run_dir / "train.log").read_text()
+    # metrics.json scores the latent the run wrote ...
+    rna, protein = (integrated[(integrated.obs["modality"] == m).to_numpy()] for m in ("rna", "protein"))
+    assert metrics["label_transfer_accuracy"] == pytest.approx(label_transfer_accuracy(
+        rna.obsm["X_scmodal"], rna.obs["cell_type"].to_numpy(), protein.obsm["X_scmodal"],
+        protein.obs["cell_type"].to_numpy()))  # fmt: skip
+    assert metrics["foscttm"] == pytest.approx(foscttm(rna.obsm["X_scmodal"], protein.obsm["X_scmodal"]))
+    # ... and the latent beats the linked features alone (0.258 and 0.250 here). After 200 of the 1,000 steps,
+    # over seeds 1234 / 0 / 1: label transfer 0.330 / 0.342 / 0.278, FOSCTTM 0.155 / 0.235 / 0.222.
+    prep = build(_compose(["+experiment=bmmc_cite"]).data).prepared
+    (left, right), labels = prep.link_matrices()[0], [np.asarray(x) for x in prep.labels]
+    assert metrics["label_transfer_accuracy"] > label_transfer_accuracy(left, labels[0], right, labels[1]) + 0.01
+    assert metrics["foscttm"] < foscttm(left, right) - 0.01
 
 
 def test_multirun_sweep_over_weights_and_modality_order(tmp_path):
     sweep_dir = tmp_path / "sweep"
     result = _cli(
         ["-m", "model.lambda_geo=1,10", "data.order=[mod0,mod1],[mod1,mod0]", *FAST, "eval.umap=false",
-         "logger=none", f"hydra.sweep.dir={sweep_dir}"],
+         "logger=wandb", f"hydra.sweep.dir={sweep_dir}"],
         tmp_path,
+        env=NO_WANDB_CREDENTIALS | {"HOME": str(tmp_path)},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
+    # W&B: the sweep is one group, each job named by the values it sweeps (not by the fixed overrides)
+    runs = {r.name: r for r in map(read_offline_run, sweep_dir.glob("*/wandb/offline-run-*"))}
+    assert sorted(runs) == sorted(f"model.lambda_geo={g},data.order={o}" for g in (1, 10)
+                                  for o in ("[mod0,mod1]", "[mod1,mod0]"))  # fmt: skip
+    assert {r.group for r in runs.values()} == {"synthetic-sweep-sweep"}
+    for r in runs.values():
+        assert {"sweep", "experiment:synthetic", "data:synthetic"} <= set(r.tags)
+        assert r.config["model"]["lambda_geo"] == float(r.name.split(",")[0].split("=")[1])
     job_dirs = sorted(p.parent for p in sweep_dir.rglob("metrics.json"))
     assert len(job_dirs) == 4 and len(set(job_dirs)) == 4
     table = collect_runs(sweep_dir)
@@ -153,30 +182,127 @@ def test_shared_data_experiments_run_end_to_end(name, tmp_path):
 
 def test_resume_continues_from_the_checkpoint(tmp_path):
     common = [*FAST, "eval.umap=false", "eval.metrics=false", "logger=csv", "train.checkpoint_every=10"]
-    first = run(_compose(common), tmp_path)
-    assert first["final_step"] == 20
-    resumed = run(_compose([*common, "train.steps=40", "train.resume=true"]), tmp_path)
+    first_dir, from_dir, straight_dir = tmp_path / "first", tmp_path / "from", tmp_path / "straight"
+    assert run(_compose(common), first_dir)["final_step"] == 20
+    run(_compose([*common, "train.steps=40"]), straight_dir)
+    straight = pd.read_csv(straight_dir / "loss_history.csv")["loss_total"]
+    # train.resume_from: a new run directory continues from another run's checkpoint (at step 20)
+    resumed = run(_compose([*common, "train.steps=40", f"train.resume_from={first_dir / 'checkpoint'}"]), from_dir)
     assert resumed["final_step"] == 40
-    history = pd.read_csv(tmp_path / "loss_history.csv")
+    history = pd.read_csv(from_dir / "loss_history.csv")
     assert list(history["step"]) == list(range(1, 41))
-    run(_compose([*common, "train.steps=40"]), tmp_path / "straight")
-    np.testing.assert_allclose(
-        history["loss_total"], pd.read_csv(tmp_path / "straight" / "loss_history.csv")["loss_total"], rtol=1e-5
-    )
-    log = pd.read_csv(tmp_path / "train_log.csv")
+    np.testing.assert_allclose(history["loss_total"], straight, rtol=1e-5)
+    # the witness that it resumed (a fresh 40-step run has the same losses): it logged only steps 21-40
+    assert list(pd.read_csv(from_dir / "train_log.csv")["step"]) == [30, 40]
+    with pytest.raises(FileNotFoundError, match="holds no scmodal_jax checkpoint"):
+        run(_compose([*common, f"train.resume_from={tmp_path / 'nowhere'}"]), tmp_path / "bad")
+    # the README's form, on the command line: train.resume=true in the earlier run's own directory
+    result = _cli([*common, "train.steps=40", "train.resume=true", f"hydra.run.dir={first_dir}"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"resuming from {first_dir / 'checkpoint'}" in (first_dir / "train.log").read_text()
+    history = pd.read_csv(first_dir / "loss_history.csv")
+    assert list(history["step"]) == list(range(1, 41))
+    np.testing.assert_allclose(history["loss_total"], straight, rtol=1e-5)
+    log = pd.read_csv(first_dir / "train_log.csv")
     assert list(log["step"]) == [10, 20, 30, 40]
 
 
-def test_wandb_offline_writes_a_run_directory(tmp_path, monkeypatch):
-    pytest.importorskip("wandb")
+def _without_credentials(monkeypatch, home):
+    for key, value in NO_WANDB_CREDENTIALS.items():
+        if value is None:
+            monkeypatch.delenv(key, raising=False)
+        else:
+            monkeypatch.setenv(key, value)
+    home.mkdir(exist_ok=True)
+    monkeypatch.setenv("HOME", str(home))
+
+
+def _netrc(path, host):
+    path.write_text(f"machine {host}\n  login user\n  password {'k' * 40}\n")
+    path.chmod(0o600)
+    return path
+
+
+def test_wandb_mode_follows_the_credentials(tmp_path, monkeypatch):
+    from scmodal_jax.cli.loggers import has_wandb_credentials, wandb_mode
+
+    _without_credentials(monkeypatch, tmp_path / "home")
+    assert not has_wandb_credentials() and wandb_mode(None) == "offline"
+    monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
+    assert has_wandb_credentials() and wandb_mode(None) == "online"
+    assert wandb_mode("disabled") == "disabled"  # logger.mode wins over everything
     monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    summary = run(_compose([*FAST, "eval.umap=false", "logger=wandb"]), tmp_path)
-    assert summary["final_step"] == 20
-    offline_runs = list((tmp_path / "wandb").glob("offline-run-*"))
-    assert len(offline_runs) == 1
-    assert any(offline_runs[0].glob("*.wandb"))
+    assert wandb_mode(None) == "offline"  # then WANDB_MODE, even with credentials
+    monkeypatch.delenv("WANDB_MODE")
+    monkeypatch.delenv("WANDB_API_KEY")
+    # a netrc named by $NETRC, for the default server, then for a self-hosted one (WANDB_BASE_URL)
+    monkeypatch.setenv("NETRC", str(_netrc(tmp_path / "netrc", "api.wandb.ai")))
+    assert wandb_mode(None) == "online"
+    monkeypatch.setenv("WANDB_BASE_URL", "https://wandb.example.org")
+    assert wandb_mode(None) == "offline"
+    _netrc(tmp_path / "netrc", "wandb.example.org")
+    assert wandb_mode(None) == "online"
+    monkeypatch.delenv("WANDB_BASE_URL")
+    monkeypatch.delenv("NETRC")
+    # ~/.netrc in the home directory; an entry without a key is no credential
+    assert wandb_mode(None) == "offline"
+    home_netrc = _netrc(tmp_path / "home" / ".netrc", "api.wandb.ai")
+    assert wandb_mode(None) == "online"
+    home_netrc.write_text("machine api.wandb.ai login user\n")
+    assert wandb_mode(None) == "offline"
+
+
+def test_wandb_run_identity_from_overrides():
+    from types import SimpleNamespace
+
+    from scmodal_jax.cli.loggers import run_identity
+
+    config = {"experiment_name": "bmmc_cite", "data": {"name": "bmmc_cite"}}
+    settings = SimpleNamespace(group=None, tags=["t" * 80])
+    overrides = ["+experiment=bmmc_cite", "model.lambda_geo=1", "hydra.run.dir=/x", "logger=wandb", "train.steps=9"]
+    single = run_identity(config, Path("/runs/2024-01-01"), settings, overrides)
+    assert (single.name, single.group) == ("model.lambda_geo=1,train.steps=9", "bmmc_cite")
+    assert single.tags == ["t" * 64, "experiment:bmmc_cite", "data:bmmc_cite"]  # W&B refuses tags over 64
+    job = run_identity(config, Path("/s/3"), settings, overrides, swept={"train.steps"}, sweep_id="s1")
+    assert (job.name, job.group, job.tags[-1]) == ("train.steps=9", "bmmc_cite-sweep-s1", "sweep")
+    assert run_identity(config, Path("/runs/2024-01-01"), settings, ["+experiment=bmmc_cite"]).name == "2024-01-01"
+    long = run_identity(config, Path("/r"), SimpleNamespace(group="mine", tags=[]), [f"data.x{i}=1" for i in range(40)])
+    assert len(long.name) == 128 and long.name.endswith("...") and long.group == "mine"
+
+
+def test_wandb_offline_run_holds_losses_metrics_images_and_config(tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    from scmodal_jax.cli import plotting
+
+    _without_credentials(monkeypatch, tmp_path / "home")
+    # The images' path, not UMAP itself (its numba compilation alone takes longer than this test).
+    monkeypatch.setattr(plotting, "umap_embedding", lambda latent, seed=0: latent[:, :2])
+    run_dir = tmp_path / "run"
+    summary = run(_compose([*FAST, "logger=wandb", "logger.tags=[mine]"]), run_dir)
+    (offline,) = (run_dir / "wandb").glob("offline-run-*")  # offline chosen without WANDB_MODE: no credentials
+    logged = read_offline_run(offline)
+    assert (logged.name, logged.group) == ("run", "synthetic")  # no Hydra overrides: the run directory's name
+    assert {"mine", "experiment:synthetic", "data:synthetic"} <= set(logged.tags)
+    assert logged.config["train"]["steps"] == 20 and logged.config["data"]["synthetic"]["n_linked"] == 6
+    # loss curves: the means over each logging interval of the per-step history
+    history = pd.read_csv(run_dir / "loss_history.csv")
+    for key in ("loss_total", "loss_anchor", "loss_d"):
+        steps, values = zip(*logged.series(key), strict=True)
+        assert steps == (10, 20)
+        expected = [history[key][:10].mean(), history[key][10:].mean()]
+        np.testing.assert_allclose(values, expected, rtol=1e-5, err_msg=key)
+    assert [s for s, _ in logged.series("steps_per_s")] == [20]
+    # metrics: the summary holds what metrics.json holds
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for key in ("label_transfer_accuracy", "foscttm", "asw", "kbet", "final_step"):
+        assert logged.summary[key] == pytest.approx(metrics[key]), key
+    assert summary["final_step"] == logged.summary["final_step"] == 20
+    # images: both UMAPs, at the last step, their files inside the run
+    for name in ("umap_modality", "umap_label"):
+        ((step, image),) = logged.series(name)
+        assert step == 20 and image["_type"] == "image-file"
+        assert (offline / "files" / image["path"]).stat().st_size > 1000
+        assert image["path"] in logged.files
 
 
 def test_config_schema_covers_every_hyperparameter_with_the_same_defaults():

@@ -4,7 +4,7 @@ through ``python -m scmodal_jax.analyze``."""
 
 from .genomic import genomic_coordinates, window_pairs
 from .imputation import DuplicateAverager, impute, imputed_feature_names, iter_impute, write_imputed
-from .label_transfer import knn_transfer, transfer_labels
+from .label_transfer import transfer_labels
 from .mapping import (
     NormStep,
     encode,
@@ -29,7 +29,6 @@ __all__ = [
     "infer_relationships",
     "iter_impute",
     "iter_preprocess",
-    "knn_transfer",
     "map_cells",
     "model_feature_names",
     "normalization_plan",

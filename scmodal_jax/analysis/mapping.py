@@ -296,7 +296,7 @@ def map_cells(
     """
     import anndata as ad
 
-    from .label_transfer import knn_transfer
+    from .label_transfer import transfer_labels
 
     i = resolve_modality(model, modality)
     latent = encode(model, data, i, block_size=block_size, **options)
@@ -318,7 +318,7 @@ def map_cells(
         if reference is None:
             raise ValueError("label_key needs reference= (an AnnData with obsm['X_scmodal'] and obs[label_key])")
         ref_latent, ref_labels = _reference(reference, label_key, reference_modality, modality_key)
-        pred, conf = knn_transfer(ref_latent, ref_labels, latent, k=k)
+        pred, conf = transfer_labels(ref_latent, ref_labels, query=latent, k=k)
         out.obs[f"predicted_{label_key}"] = pd.Categorical(pred)
         out.obs[f"predicted_{label_key}_confidence"] = conf
     return out

@@ -54,6 +54,14 @@ class ModelConfig:
     lambda_anchor: float = 1.0
     lambda_geo: float = 10.0
     geo_clamp: float = 0.975
+    # Beyond the paper (conf/model/paper.yaml turns every one off): see scmodal_jax/core/hparams.py.
+    gan_warmup: int = 0
+    disc_smoothing: float = 0.0
+    disc_gp: float = 0.0
+    lambda_refine: float = 0.0
+    refine_start: int = 0
+    refine_agree_k: int = 100
+    matmul_precision: str = "float32"  # networks' matmuls: float32 | tf32 | bfloat16 (losses stay float32)
 
 
 @dataclass
@@ -78,6 +86,8 @@ class TrainConfig:
     data_mode: str = "auto"  # auto | device | stream (host-sampled batches from sparse/backed data)
     prefetch: int = 2
     distributed: bool = False  # call jax.distributed.initialize() first (multi-host launches)
+    # Seeds trained together (vmapped), seed, seed+1, ...; the best by the label-free quality score is kept.
+    n_seeds: int = 1
 
 
 @dataclass
@@ -112,7 +122,7 @@ class Config:
 LOGGERS = ("csv", "wandb", "none")
 _TRAIN_ONLY = {
     "log_every", "checkpoint_every", "resume", "resume_from", "progress", "devices", "data_mode", "prefetch",
-    "distributed",
+    "distributed", "n_seeds",
 }  # fmt: skip
 
 

@@ -8,21 +8,32 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from ..runtime import files
+
 
 def collect_runs(root: str | Path) -> pd.DataFrame:
-    """One row per run directory below `root` that holds a metrics.json: its overrides, then its metrics."""
+    """One row per run directory below `root`: its overrides, its status, then its metrics.
+
+    A run is a directory with a metrics.json, or a sweep job's directory (`.hydra/overrides.yaml`) without one:
+    a job that failed, was killed or is still running (status "no metrics"), so that it is not silently missing.
+    """
+    root = Path(root)
+    run_dirs = {f.parent for f in root.rglob("metrics.json")}
+    run_dirs |= {f.parent.parent for f in root.rglob("overrides.yaml") if f.parent.name == ".hydra"}
     rows = []
-    for metrics_file in sorted(Path(root).rglob("metrics.json")):
-        run_dir = metrics_file.parent
-        row: dict[str, object] = {"run": str(run_dir.relative_to(root)) if run_dir != Path(root) else "."}
+    for run_dir in sorted(run_dirs):
+        row: dict[str, object] = {"run": str(run_dir.relative_to(root)) if run_dir != root else "."}
         overrides_file = run_dir / ".hydra" / "overrides.yaml"
         if overrides_file.exists():
             for item in yaml.safe_load(overrides_file.read_text()) or []:
                 key, _, value = str(item).partition("=")
                 row[key.lstrip("+~")] = value
-        row.update(json.loads(metrics_file.read_text()))
+        metrics_file = run_dir / "metrics.json"
+        row["status"] = "done" if metrics_file.exists() else "no metrics"
+        if metrics_file.exists():
+            row.update(json.loads(metrics_file.read_text()))
         rows.append(row)
-    if not rows:
+    if not any(row["status"] == "done" for row in rows):
         raise FileNotFoundError(f"no run with a metrics.json below {root}")
     return pd.DataFrame(rows)
 
@@ -42,6 +53,7 @@ def write_tables(root: str | Path, out_stem: str | Path | None = None) -> tuple[
     table = collect_runs(root)
     stem = Path(out_stem) if out_stem is not None else Path(root) / "summary"
     csv_path, md_path = stem.with_suffix(".csv"), stem.with_suffix(".md")
-    table.to_csv(csv_path, index=False)
-    md_path.write_text(to_markdown(table))
+    with files.atomic_path(csv_path) as tmp:
+        table.to_csv(tmp, index=False)
+    files.write_text(md_path, to_markdown(table))
     return csv_path, md_path

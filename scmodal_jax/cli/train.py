@@ -6,6 +6,7 @@ config.yaml, checkpoint/, integrated.h5ad, metrics.json, loss_history.csv, umap_
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import time
@@ -22,6 +23,8 @@ from omegaconf import DictConfig, OmegaConf
 from ..data.builders import Integration, build
 from ..data.io import to_anndata, write_h5ad
 from ..model import SCMODAL
+from ..runtime import checkpoint, files
+from ..runtime.devices import broadcast_text, initialize_distributed, is_primary
 from . import config as config_module
 from .loggers import RunLogger, make_logger
 
@@ -29,9 +32,14 @@ log = logging.getLogger("scmodal_jax.train")
 config_module.register()
 
 CHECKPOINT_DIR = "checkpoint"
-# The configs live in the top-level conf/ (beside the package); an absolute path makes Hydra read them as files
-# whichever module calls `main`.
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+# The configs live in the top-level conf/, installed (wheel, sdist or editable) as the package scmodal_jax.conf
+# (setup.py); a source tree used without installing it has only the folder, read as files by absolute path.
+CONF_PACKAGE = "scmodal_jax.conf"
+CONF_PATH = (
+    f"pkg://{CONF_PACKAGE}"
+    if importlib.util.find_spec(CONF_PACKAGE) is not None
+    else str(Path(__file__).resolve().parents[2] / "conf")
+)
 
 
 def _labels(integration: Integration) -> list[np.ndarray] | None:
@@ -48,13 +56,19 @@ def evaluate(model: SCMODAL, integration: Integration, seed: int) -> dict[str, f
 def _resume_path(cfg: DictConfig, run_dir: Path) -> Path | None:
     if cfg.train.resume_from:
         path = Path(cfg.train.resume_from)
-        if not (path / "model.json").exists():
+        if not checkpoint.exists(path):
             raise FileNotFoundError(f"train.resume_from={path} holds no scmodal_jax checkpoint")
         return path
     if cfg.train.resume:
         path = run_dir / CHECKPOINT_DIR
-        if (path / "model.json").exists():
+        if checkpoint.exists(path):
             return path
+        if path.exists():
+            # Never silently restart from step 0 over a checkpoint that is there but unreadable.
+            raise checkpoint.CheckpointError(
+                f"train.resume=true but {path} holds no complete checkpoint ({checkpoint.METADATA_FILE} missing): "
+                "it is damaged; restore it or remove it to start from step 0"
+            )
         log.warning("train.resume=true but %s holds no checkpoint yet: starting from step 0", path)
     return None
 
@@ -64,7 +78,8 @@ def write_outputs(model: SCMODAL, integration: Integration, run_dir: Path) -> Pa
     adatas = [ad.AnnData(obs=obs.copy()) for obs in prep.obs]
     combined, _ = to_anndata(model, adatas, modality_names=prep.modalities, impute=False)
     path = run_dir / "integrated.h5ad"
-    write_h5ad(combined, path)
+    with files.atomic_path(path) as tmp:
+        write_h5ad(combined, tmp)
     return path
 
 
@@ -72,10 +87,14 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Everything `main` does, callable without Hydra's decorator (tests, notebooks)."""
     config_module.validate(cfg)
     if cfg.train.distributed:
-        jax.distributed.initialize()  # coordinator, process count and id from the launcher's environment
+        initialize_distributed()  # coordinator, process count and id from the launcher's environment
+        # Every process trains; process 0 writes the outputs, into its run directory (Hydra's ${now:} may differ).
+        run_dir = Path(broadcast_text(str(Path(run_dir).absolute())))
+    primary = is_primary()
     logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every file it writes at INFO
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    if primary:
+        files.write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     log.info("JAX %s on %s, %d device(s): %s", jax.__version__, jax.default_backend(), jax.device_count(),
              [str(d) for d in jax.devices()])  # fmt: skip
     integration = build(cfg.data)
@@ -90,13 +109,16 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         **hp.to_dict(),
         progress=cfg.train.progress,
         log_every=cfg.train.log_every,
-        checkpoint_dir=run_dir / CHECKPOINT_DIR if cfg.train.checkpoint_every else None,
-        checkpoint_every=cfg.train.checkpoint_every or None,
+        # An ensemble keeps one member at the end: periodic checkpoints of all of them are not written.
+        checkpoint_dir=run_dir / CHECKPOINT_DIR if cfg.train.checkpoint_every and cfg.train.n_seeds == 1 else None,
+        checkpoint_every=(cfg.train.checkpoint_every or None) if cfg.train.n_seeds == 1 else None,
+        n_seeds=cfg.train.n_seeds,
         devices=cfg.train.devices,
         data_mode=cfg.train.data_mode,
         prefetch=cfg.train.prefetch,
     )
-    run_logger: RunLogger = make_logger(cfg.logger, run_dir, OmegaConf.to_container(cfg, resolve=True))
+    logger_cfg = cfg.logger if primary else OmegaConf.merge(cfg.logger, {"name": "none"})
+    run_logger: RunLogger = make_logger(logger_cfg, run_dir, OmegaConf.to_container(cfg, resolve=True))
     clock = {"t": time.perf_counter(), "step": None}
 
     def on_log(step: int, metrics: dict[str, float]) -> None:
@@ -113,18 +135,28 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         t0 = time.perf_counter()
         model.fit(prep, resume_from=resume, callback=on_log)
         fit_seconds = time.perf_counter() - t0
-        model.save(run_dir / CHECKPOINT_DIR)
-        model.history_.to_csv(run_dir / "loss_history.csv", index=False)
-        write_outputs(model, integration, run_dir)
+        model.save(run_dir / CHECKPOINT_DIR)  # every process: a collective write
         summary: dict[str, Any] = {
             "fit_seconds": fit_seconds,
             "final_step": model.step,
             "platform": jax.default_backend(),
             "device_count": jax.device_count(),
+            "process_count": jax.process_count(),
         }
+        if not primary:
+            return summary
+        # Each output appears complete under its final name or not at all (a killed run leaves no half file).
+        with files.atomic_path(run_dir / "loss_history.csv") as tmp:
+            model.history_.to_csv(tmp, index=False)
+        write_outputs(model, integration, run_dir)
+        # The label-free quality score (no labels needed): there for every run, labelled data or not.
+        summary.update({f"quality_{k}": v for k, v in model.fit_report_.get("quality", {}).items()})
+        if "chosen_seed" in model.fit_report_:  # train.n_seeds > 1: which member was kept, and every member's score
+            summary["chosen_seed"] = model.fit_report_["chosen_seed"]
+            summary["members_link_consistency"] = [m["link_consistency"] for m in model.fit_report_["members"]]
         if cfg.eval.metrics:
             summary.update(evaluate(model, integration, cfg.eval.seed))
-        (run_dir / "metrics.json").write_text(json.dumps(summary, indent=1))
+        files.write_text(run_dir / "metrics.json", json.dumps(summary, indent=1))
         run_logger.log_summary(summary)
         if cfg.eval.umap:
             from .plotting import umap_plots
@@ -142,7 +174,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         run_logger.close()
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+@hydra.main(version_base="1.3", config_path=CONF_PATH, config_name="config")
 def main(cfg: DictConfig) -> dict[str, Any]:
     return run(cfg, Path(HydraConfig.get().runtime.output_dir))
 

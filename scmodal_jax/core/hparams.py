@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from .nets import INITS
+from .nets import INITS, MATMUL_PRECISIONS
 
 
 @dataclass(frozen=True)
@@ -34,29 +34,54 @@ class Hyperparameters:
     lambda_anchor: float = 1.0
     lambda_geo: float = 10.0
     geo_clamp: float = 0.975
+    # Beyond the paper (every one off by default = the paper's training; docs/architecture.md, issue 15):
+    gan_warmup: int = 0  # steps over which the generator's GAN weight ramps linearly from 0 to lambda_gan
+    disc_smoothing: float = 0.0  # two-sided label smoothing of the discriminators' targets
+    disc_gp: float = 0.0  # weight of the discriminators' zero-centred input-gradient penalty
+    lambda_refine: float = 0.0  # weight of the refined anchors (pairs found on all features, see losses)
+    refine_start: int = 0  # step from which the refined anchors count
+    refine_agree_k: int = 100  # neighbourhood on the linked features that a refined pair must agree with
+    # The networks' matmuls: "float32" (pinned, the same results on every platform), or "tf32" / "bfloat16"
+    # for speed on accelerators. The losses' kernel, distance and cosine matmuls are always float32.
+    matmul_precision: str = "float32"
     seed: int = 1234
     steps_per_call: int = 100
 
     def __post_init__(self) -> None:
-        positive_ints = ("n_latent", "hidden", "disc_hidden", "batch_size", "k_anchor", "steps_per_call")
+        positive_ints = (
+            "n_latent", "hidden", "disc_hidden", "batch_size", "k_anchor", "steps_per_call", "refine_agree_k",
+        )  # fmt: skip
         for name in positive_ints:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("steps", "d_steps"):
+        for name in ("steps", "d_steps", "gan_warmup", "refine_start"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
         non_negative = (
             "init_std", "lr", "disc_lr", "weight_decay", "disc_weight_decay", "clip_norm",
-            "lambda_gan", "lambda_ae", "lambda_la", "lambda_anchor", "lambda_geo", "logit_clamp",
+            "lambda_gan", "lambda_ae", "lambda_la", "lambda_anchor", "lambda_geo", "logit_clamp", "disc_gp",
+            "lambda_refine",
         )  # fmt: skip
         for name in non_negative:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value < 0 or value != value:
                 raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+        if not isinstance(self.disc_smoothing, (int, float)) or not 0.0 <= self.disc_smoothing < 0.5:
+            raise ValueError(f"disc_smoothing must be in [0, 0.5), got {self.disc_smoothing!r}")
         if self.init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
+        if self.matmul_precision not in MATMUL_PRECISIONS:
+            choices = tuple(MATMUL_PRECISIONS)
+            raise ValueError(f"matmul_precision must be one of {choices}, got {self.matmul_precision!r}")
+
+    @classmethod
+    def from_preset(cls, preset: str = "default", **kwargs: Any) -> Hyperparameters:
+        """The preset's settings (`PRESETS`), then `kwargs` on top."""
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+        return cls.from_kwargs(**{**PRESETS[preset], **kwargs})
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> Hyperparameters:
@@ -68,3 +93,16 @@ class Hyperparameters:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+#: The original scMODAL's training, written out: every loss weight and optimiser setting of the paper and each
+#: mechanism beyond it switched off. `SCMODAL(preset="paper")` and Hydra's `model=paper` give exactly this.
+PAPER: dict[str, Any] = {
+    "n_latent": 20, "hidden": 512, "disc_hidden": 512, "init": "normal", "init_std": 0.1, "logit_clamp": 50.0,
+    "batch_size": 500, "k_anchor": 30, "d_steps": 5, "lr": 1e-3, "disc_lr": 1e-3, "weight_decay": 1e-3,
+    "disc_weight_decay": 1e-3, "clip_norm": 5.0, "lambda_gan": 1.0, "lambda_ae": 10.0, "lambda_la": 10.0,
+    "lambda_anchor": 1.0, "lambda_geo": 10.0, "geo_clamp": 0.975, "gan_warmup": 0, "disc_smoothing": 0.0,
+    "disc_gp": 0.0, "lambda_refine": 0.0, "refine_start": 0,
+}  # fmt: skip
+#: Named starting points: "default" = this package's defaults, "paper" = the original's training.
+PRESETS: dict[str, dict[str, Any]] = {"default": {}, "paper": PAPER}

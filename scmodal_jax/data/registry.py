@@ -13,6 +13,13 @@ Sources: the ``origin`` column of the shared folder's ``README.md`` for the shar
 the download registry for the paper data. Licences are given only where the source states one (10x Genomics
 datasets: CC BY 4.0); ``"not stated"`` otherwise.
 
+A shared dataset whose original release can be downloaded names it in :attr:`DatasetEntry.release_keys`: its
+loader fetches and prepares that release when the shared folder lacks the file
+(:mod:`~scmodal_jax.data.loaders.releases`); :attr:`DatasetEntry.release_adds` says what our file adds to it.
+:data:`DATA_SOURCES` names the datasets behind each data config (``conf/data/NAME.yaml``, used by
+``conf/experiment/NAME.yaml``); :func:`sources` prints them and :func:`markdown_table` is the README's data
+table (``python scripts/data_table.py [NAME]`` prints either).
+
 >>> from scmodal_jax.data.registry import dataset_info, list_datasets, load_dataset
 >>> "pbmc5k_cite" in list_datasets()
 True
@@ -28,9 +35,13 @@ from typing import Any
 
 from .download import REGISTRY
 from .loaders import paper, shared
-from .loaders.shared import SHARED_FILES
+from .loaders.releases import RELEASES
+from .loaders.shared import SHARED_FILES, SHARED_PINS
 
-__all__ = ["DatasetEntry", "DATASETS", "NOT_STATED", "list_datasets", "load_dataset", "dataset_info"]
+__all__ = [
+    "DatasetEntry", "DATASETS", "DATA_SOURCES", "NOT_STATED", "list_datasets", "load_dataset", "dataset_info",
+    "sources", "markdown_table",
+]  # fmt: skip
 
 #: Licence of a source that states none.
 NOT_STATED = "not stated"
@@ -54,6 +65,9 @@ class DatasetEntry:
         shared_files: file names in the shared data folder (shared data).
         download_keys: keys of :data:`scmodal_jax.data.download.REGISTRY` (downloaded data).
         kind: ``"cells"`` for single-cell data, ``"table"`` for the annotation tables.
+        release_keys: shared data: download-registry keys of the original release fetched when the shared
+            folder lacks the files (empty: the shared folder only).
+        release_adds: shared data: what our shared files add that the release lacks ("" when the same data).
     """
 
     name: str
@@ -66,6 +80,16 @@ class DatasetEntry:
     shared_files: tuple[str, ...] = ()
     download_keys: tuple[str, ...] = ()
     kind: str = "cells"
+    release_keys: tuple[str, ...] = ()
+    release_adds: str = ""
+
+    @property
+    def size(self) -> int | None:
+        """Bytes of the shared files (pinned), or of the downloads when all their sizes are pinned; else None."""
+        if self.shared_files:
+            return sum(SHARED_PINS[f][0] for f in self.shared_files)
+        sizes = [REGISTRY[k].size for k in self.download_keys]
+        return None if None in sizes else sum(sizes)
 
     @property
     def origin(self) -> str:
@@ -79,6 +103,10 @@ class DatasetEntry:
 
 
 def _shared(name: str, loader: Callable[..., Any], keys: tuple[str, ...], **fields: Any) -> DatasetEntry:
+    releases = [RELEASES[k] for k in keys if k in RELEASES]
+    if len(releases) == len(keys):
+        fields["release_keys"] = tuple(dict.fromkeys(k for r in releases for k in r.download_keys))
+        fields["release_adds"] = "; ".join(dict.fromkeys(r.adds for r in releases if r.adds))
     return DatasetEntry(name, loader, shared_files=tuple(SHARED_FILES[k] for k in keys), **fields)
 
 
@@ -102,7 +130,7 @@ _ENTRIES = [
     _shared(
         "pbmc5k_cite", shared.pbmc5k_cite, ("pbmc5k_cite",),
         description="PBMC CITE-seq, 3,920 cells: (RNA 4,000 genes, ADT 29 proteins), paired, 7 cell types",
-        source=_PBMC5K, url=None, licence=_CC_BY_10X, labels=True,
+        source=_PBMC5K, url=REGISTRY["pbmc5k_protein_v3_h5"].landing_page, licence=_CC_BY_10X, labels=True,
     ),
     _shared(
         "pbmc_cytof", shared.pbmc_cytof, ("pbmc_cytof",),
@@ -113,7 +141,8 @@ _ENTRIES = [
     _shared(
         "pbmc_adt", shared.pbmc_adt, ("pbmc_adt",),
         description="PBMC ADT counts, 5,107 cells x 29 proteins, unpaired with pbmc_cytof (16 shared markers)",
-        source=f"{_PBMC5K}, ADT", url=None, licence=_CC_BY_10X, labels=True,
+        source=f"{_PBMC5K}, ADT", url=REGISTRY["pbmc5k_protein_v3_h5"].landing_page, licence=_CC_BY_10X,
+        labels=True,
     ),
     _shared(
         "bmmc_multiome", shared.bmmc_multiome, ("bmmc_multiome_rna", "bmmc_multiome_atac"),
@@ -129,8 +158,8 @@ _ENTRIES = [
     _shared(
         "protein_gene_conversion", shared.protein_gene_conversion, ("protein_gene_conversion",), kind="table",
         description="protein -> gene name table for human ADT panels (Protein name, RNA name), 340 rows",
-        source="a public protein-to-gene table for human ADT panels", url=None, licence=NOT_STATED,
-        labels=False,
+        source="protein-to-gene table for human ADT panels, from MaxFuse (Chen et al. 2023)",
+        url=REGISTRY["maxfuse_protein_gene_conversion"].landing_page, licence=NOT_STATED, labels=False,
     ),
     # ------------------------------------------------------------------------------------ downloaded (paper)
     _download(
@@ -208,3 +237,90 @@ def dataset_info(name: str) -> DatasetEntry:
 def load_dataset(name: str, **kwargs: Any) -> Any:
     """Call the loader registered under ``name`` with ``kwargs`` and return what it returns."""
     return dataset_info(name).loader(**kwargs)
+
+
+#: Data config name (``conf/data/NAME.yaml``, the ``data.name`` of ``conf/experiment/NAME.yaml``) -> the
+#: registered datasets it reads. ``mouse_brain`` also needs an mm10 gene annotation that the user supplies.
+DATA_SOURCES: dict[str, tuple[str, ...]] = {
+    "bmmc_cite": ("bmmc_cite",),
+    "pbmc5k_cite": ("pbmc5k_cite",),
+    "pbmc_cytof": ("pbmc_cytof", "pbmc_adt"),
+    "pbmc_trimodal": ("pbmc5k_cite", "pbmc_cytof"),
+    "bmmc_multiome": ("bmmc_multiome", "hg38_gene_annotation"),
+    "citeseq_pbmc": ("hao2021_pbmc_cite",),
+    "bmc_cytof": ("stuart2019_bm_cite", "levine2015_bm_cytof"),
+    "teaseq": ("teaseq_pbmc", "hg38_gene_annotation"),
+    "mouse_brain": ("mouse_brain_rna", "mouse_brain_atac"),
+    "tonsil": ("tonsil_codex_rna",),
+}
+
+
+def _bytes(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"
+
+
+def _link(key: str, markdown: bool) -> str:
+    entry = REGISTRY[key]
+    if markdown and entry.url:
+        return f"[{entry.filename}]({entry.url})"
+    return f"{entry.filename} <{entry.url or entry.landing_page}>"
+
+
+def _files(n: int) -> str:
+    return f"{n} file" if n == 1 else f"{n} files"
+
+
+def _without_shared(entry: DatasetEntry, markdown: bool = True) -> str:
+    """What a loader does when the shared folder lacks the dataset's files."""
+    if entry.origin == "download":
+        if entry.size is not None:
+            return f"downloaded on first use ({_bytes(entry.size)}, pinned)"
+        no_url = [k for k in entry.download_keys if REGISTRY[k].url is None]
+        manual = f"; {_files(len(no_url))} by hand" if no_url else ""
+        return f"downloaded on first use ({_files(len(entry.download_keys))}, size not pinned{manual})"
+    if not entry.release_keys:
+        return "none: no public release of these cells is known (shared folder only)"
+    pinned = [REGISTRY[k].size for k in entry.release_keys]
+    size = f"{_bytes(sum(pinned))}, pinned" if None not in pinned else "size not pinned"
+    files = ", ".join(_link(k, markdown) for k in entry.release_keys)
+    lacks = f"; lacks what our file adds: {entry.release_adds}" if entry.release_adds else "; the same data"
+    return f"fetches {files} ({size}){lacks}"
+
+
+def sources(data_name: str) -> str:
+    """One line per dataset an experiment's data config reads: source, licence, size, and the fallback.
+
+    Raises:
+        KeyError: ``data_name`` is not in :data:`DATA_SOURCES` (the message lists the known names).
+    """
+    if data_name not in DATA_SOURCES:
+        raise KeyError(f"Unknown data config {data_name!r}; choose from {', '.join(DATA_SOURCES)}")
+    lines = []
+    for name in DATA_SOURCES[data_name]:
+        e = DATASETS[name]
+        where = f"shared folder ({_bytes(e.size)}, pinned)" if e.origin == "shared" else "download cache"
+        url = f" <{e.url}>" if e.url else ""
+        fallback = _without_shared(e, markdown=False)
+        lines.append(f"{name}: {e.source}{url}; licence {e.licence}; {where}; without it: {fallback}")
+    return "\n".join(lines)
+
+
+def markdown_table() -> str:
+    """The README's data table: every registered dataset, its source, size, licence and fallback."""
+    used_by: dict[str, list[str]] = {}
+    for data_name, names in DATA_SOURCES.items():
+        for name in names:
+            used_by.setdefault(name, []).append(f"`{data_name}`")
+    rows = [
+        "| dataset | experiments | source | licence | labels | shared folder (pinned size) | without the shared file |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for e in DATASETS.values():
+        source = f"[{e.source}]({e.url})" if e.url else e.source
+        shared_size = _bytes(e.size) if e.origin == "shared" else "-"
+        labels = "yes" if e.labels else "no"
+        experiments = ", ".join(used_by.get(e.name, [])) or "-"
+        rows.append(
+            f"| `{e.name}` | {experiments} | {source} | {e.licence} | {labels} | {shared_size} | {_without_shared(e)} |"
+        )
+    return "\n".join(rows)

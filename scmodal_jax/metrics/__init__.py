@@ -2,7 +2,8 @@
 
 The six metrics of the scMODAL paper are implemented here:
 
-* :func:`label_transfer_accuracy` (and the k-NN generalisation :func:`knn_label_transfer`),
+* :func:`label_transfer_accuracy` (and the k-NN vote it scores, :func:`knn_label_transfer`; to label cells
+  use ``scmodal_jax.transfer_labels``),
 * :func:`foscttm` (fraction of samples closer than the true match, paired data only),
 * :func:`pair_distance` (normalised distance between true pairs, paired data only),
 * :func:`asw` (average silhouette width of cell-type labels),

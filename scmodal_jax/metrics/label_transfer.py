@@ -26,7 +26,9 @@ def knn_label_transfer(
     *,
     block_size: int = DEFAULT_BLOCK_SIZE,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Transfer labels from source to target cells by a k-nearest-neighbour majority vote.
+    """The k-nearest-neighbour majority vote that :func:`label_transfer_accuracy` scores (numpy in and out).
+
+    To label cells, use ``scmodal_jax.transfer_labels`` (AnnData, MuData or arrays; missing labels ignored).
 
     Each target cell looks up its ``k`` nearest source cells (Euclidean distance in the shared
     latent space) and takes the most frequent label among them.

@@ -1,23 +1,48 @@
 """Orbax checkpoints of a training state plus a JSON file of everything needed to rebuild the model.
 
 Layout of a checkpoint directory:
-  model.json   hyperparameters, feature counts, link widths, training history, user metadata
+  model.json   hyperparameters, feature counts, link widths, training history, user metadata, and the size and
+               sha256 of every file under state/ (so a truncated or corrupted file is named, not misread)
   state/       orbax checkpoint of the train state's leaves (parameters, optimiser states, step, RNG key)
+
+Writes are crash-safe: a checkpoint is written whole into a hidden sibling `.NAME.saving/` (model.json last),
+then swapped in with two renames (old -> `.NAME.old/`, new -> NAME). A kill at any moment leaves either the old
+or the new checkpoint readable: `locate` finds the complete one. In a multi-process run every process calls
+`save` (orbax writes each process's shards), process 0 alone writes model.json and swaps.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from jax.sharding import SingleDeviceSharding
+
+from . import files
 
 METADATA_FILE = "model.json"
 STATE_DIR = "state"
 FORMAT_VERSION = 1
+_MANIFEST = "files"  # model.json key: {relative path under state/: [size, sha256]}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that exists but cannot be read: truncated, corrupted or incomplete (the message names the file)."""
+
+
+def _scratch(path: Path) -> Path:
+    return path.parent / f".{path.name}.saving"
+
+
+def _retired(path: Path) -> Path:
+    return path.parent / f".{path.name}.old"
 
 
 def _leaf_dict(state: Any) -> dict[str, Any]:
@@ -27,37 +52,146 @@ def _leaf_dict(state: Any) -> dict[str, Any]:
     return {f"leaf_{i:05d}": leaf for i, leaf in enumerate(leaves)}
 
 
+def _barrier(name: str) -> None:
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
+
+
+def _digest(path: Path) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()
+
+
+def _manifest(state_dir: Path) -> dict[str, list[Any]]:
+    return {
+        str(f.relative_to(state_dir)): [f.stat().st_size, _digest(f)]
+        for f in sorted(state_dir.rglob("*"))
+        if f.is_file()
+    }
+
+
 def save(path: str | Path, state: Any, metadata: dict[str, Any]) -> Path:
-    """Write `state` and `metadata` under `path` (a directory, overwritten if it exists)."""
+    """Write `state` and `metadata` as the checkpoint `path` (a directory, replaced whole if it exists)."""
     path = Path(path).absolute()
-    path.mkdir(parents=True, exist_ok=True)
-    checkpointer = ocp.StandardCheckpointer()
-    checkpointer.save(path / STATE_DIR, _leaf_dict(state), force=True)
-    checkpointer.wait_until_finished()
     payload = {"format_version": FORMAT_VERSION, **metadata}
-    (path / METADATA_FILE).write_text(json.dumps(payload, indent=1, default=_json_default))
+    json.dumps(payload, default=_json_default)  # refuse unstorable metadata before writing anything
+    scratch, primary = _scratch(path), jax.process_index() == 0
+    if primary:
+        shutil.rmtree(scratch, ignore_errors=True)  # what a killed save left behind
+        scratch.mkdir(parents=True)
+    _barrier(f"scmodal_checkpoint_begin:{path}")
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(scratch / STATE_DIR, _leaf_dict(state), force=True)
+    checkpointer.wait_until_finished()
+    _barrier(f"scmodal_checkpoint_state:{path}")
+    if primary:
+        payload[_MANIFEST] = _manifest(scratch / STATE_DIR)
+        files.write_text(scratch / METADATA_FILE, json.dumps(payload, indent=1, default=_json_default))
+        _swap(scratch, path)
+    _barrier(f"scmodal_checkpoint_end:{path}")
     return path
+
+
+def _swap(new: Path, path: Path) -> None:
+    retired = _retired(path)
+    shutil.rmtree(retired, ignore_errors=True)
+    if path.exists():
+        os.rename(path, retired)
+    os.rename(new, path)  # between the two renames `locate` reads `new` (complete: model.json is in it)
+    shutil.rmtree(retired, ignore_errors=True)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # make the renames durable
+    finally:
+        os.close(fd)
+
+
+def locate(path: str | Path) -> Path | None:
+    """The directory holding the complete checkpoint saved as `path`, or None when none was completed.
+
+    Normally `path` itself; after a kill between the two renames of a save, the new checkpoint still under
+    its scratch name (or the old one, if the new one was not complete). A scratch directory without model.json
+    is an unfinished write and never counts.
+    """
+    path = Path(path).absolute()
+    if (path / METADATA_FILE).exists():
+        return path
+    if not path.exists():
+        for candidate in (_scratch(path), _retired(path)):
+            if (candidate / METADATA_FILE).exists():
+                return candidate
+    return None
+
+
+def exists(path: str | Path) -> bool:
+    """Whether a complete checkpoint was saved as `path`."""
+    return locate(path) is not None
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
     path = Path(path).absolute()
-    meta_file = path / METADATA_FILE
-    if not meta_file.exists():
+    where = locate(path)
+    if where is None:
         raise FileNotFoundError(f"{path} is not an scmodal_jax checkpoint (no {METADATA_FILE})")
-    metadata = json.loads(meta_file.read_text())
-    if metadata.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"checkpoint {path} has format {metadata.get('format_version')}, expected {FORMAT_VERSION}")
+    meta_file = where / METADATA_FILE
+    try:
+        metadata = json.loads(meta_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(
+            f"checkpoint metadata {meta_file} is truncated or corrupt ({err}); restore it from a copy, or remove "
+            f"{where} to start training from step 0"
+        ) from None
+    if not isinstance(metadata, dict) or metadata.get("format_version") != FORMAT_VERSION:
+        found = metadata.get("format_version") if isinstance(metadata, dict) else None
+        raise ValueError(f"checkpoint {where} has format {found}, expected {FORMAT_VERSION}")
     return metadata
 
 
+def verify(path: str | Path) -> Path:
+    """Check every state file against the size and sha256 recorded when it was written; returns the directory.
+
+    Checkpoints written before the record existed are accepted as they are (orbax then reports what it finds).
+    """
+    metadata = read_metadata(path)
+    where = locate(path)
+    state_dir = where / STATE_DIR
+    if not state_dir.is_dir():
+        raise CheckpointError(f"checkpoint {where} has {METADATA_FILE} but no {STATE_DIR}/ directory")
+    for name, (size, digest) in sorted((metadata.get(_MANIFEST) or {}).items()):
+        f = state_dir / name
+        if not f.is_file():
+            raise CheckpointError(f"checkpoint file {f} is missing")
+        actual = f.stat().st_size
+        if actual != size:
+            raise CheckpointError(f"checkpoint file {f} is truncated or damaged: {actual} bytes, written with {size}")
+        if _digest(f) != digest:
+            raise CheckpointError(f"checkpoint file {f} is corrupt: its sha256 differs from the one recorded at save")
+    return where
+
+
 def restore(path: str | Path, template: Any) -> Any:
-    """Restore a state saved by `save` into the structure of `template` (same shapes and dtypes)."""
-    path = Path(path).absolute()
+    """Restore a state saved by `save` into the structure of `template` (same shapes and dtypes).
+
+    Every process reads the whole state onto its first local device (callers place it on their mesh).
+    """
+    where = verify(path)
     leaves, treedef = jax.tree_util.tree_flatten(template)
-    abstract = {name: jax.ShapeDtypeStruct(np.shape(leaf), leaf.dtype) for name, leaf in _leaf_dict(template).items()}
-    restored = ocp.StandardCheckpointer().restore(path / STATE_DIR, abstract)
+    local = SingleDeviceSharding(jax.local_devices()[0])
+    abstract = {
+        name: jax.ShapeDtypeStruct(np.shape(leaf), leaf.dtype, sharding=local)
+        for name, leaf in _leaf_dict(template).items()
+    }
+    try:
+        restored = ocp.StandardCheckpointer().restore(where / STATE_DIR, abstract)
+    except Exception as err:  # noqa: BLE001 - orbax/tensorstore raise many types; the path is what matters
+        raise CheckpointError(f"cannot read the checkpoint state {where / STATE_DIR}: {err}") from err
     if len(restored) != len(leaves):
-        raise ValueError(f"checkpoint at {path} holds {len(restored)} arrays, the model expects {len(leaves)}")
+        raise ValueError(f"checkpoint at {where} holds {len(restored)} arrays, the model expects {len(leaves)}")
     return jax.tree_util.tree_unflatten(treedef, [restored[f"leaf_{i:05d}"] for i in range(len(leaves))])
 
 

@@ -2,6 +2,10 @@
 
 Batch rows are sharded over a 1-D mesh axis "data"; parameters, optimiser states and device-resident data are
 replicated. One device means no mesh at all (plain single-device jit).
+
+Several processes (one per host, or several on one machine) form one global mesh after
+`initialize_distributed()`: every process runs the same program on the same replicated state, and each feeds
+only the rows of a streamed batch that its own devices hold (`process_rows`, `assemble_rows`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,55 @@ log = logging.getLogger(__name__)
 DATA_MODES = ("auto", "device", "stream")
 # Device-resident data may take at most this share of the device's (or, on CPU, the host's free) memory.
 DEVICE_DATA_FRACTION = 0.5
+
+
+def initialize_distributed(**kwargs: Any) -> tuple[int, int]:
+    """`jax.distributed.initialize` from the launcher's environment; returns (process index, process count).
+
+    SLURM (`srun`), Open MPI and other schedulers JAX knows are detected by JAX itself. Elsewhere set
+    JAX_COORDINATOR_ADDRESS=host:port, JAX_NUM_PROCESSES and JAX_PROCESS_ID (scripts/launch_local.sh does).
+    A second call in the same process is a no-op.
+    """
+    if jax.distributed.is_initialized():
+        return jax.process_index(), jax.process_count()
+    for name, env in (("num_processes", "JAX_NUM_PROCESSES"), ("process_id", "JAX_PROCESS_ID")):
+        if name not in kwargs and os.environ.get(env):
+            try:
+                kwargs[name] = int(os.environ[env])
+            except ValueError:
+                raise ValueError(f"{env}={os.environ[env]!r} is not an integer") from None
+    # Processes other than 0 finish first and wait at exit while process 0 evaluates and writes the outputs;
+    # JAX's default 5 minutes there would kill a large run's evaluation.
+    kwargs.setdefault("shutdown_timeout_seconds", 3600)
+    try:
+        jax.distributed.initialize(**kwargs)
+    except ValueError as err:
+        raise ValueError(
+            f"cannot start multi-process training (train.distributed=true): {err}. Start the processes with srun "
+            "(SLURM) or scripts/launch_local.sh N, or set JAX_COORDINATOR_ADDRESS=host:port, JAX_NUM_PROCESSES and "
+            "JAX_PROCESS_ID on every process"
+        ) from None
+    log.info("process %d of %d, devices: %s", jax.process_index(), jax.process_count(), jax.devices())
+    return jax.process_index(), jax.process_count()
+
+
+def is_primary() -> bool:
+    """Whether this process writes the run's outputs (process 0; always true in a single-process run)."""
+    return jax.process_index() == 0
+
+
+def broadcast_text(text: str) -> str:
+    """Process 0's `text` on every process (e.g. its run directory); `text` itself in a single-process run."""
+    if jax.process_count() == 1:
+        return text
+    from jax.experimental import multihost_utils
+
+    data = text.encode()
+    size = int(multihost_utils.broadcast_one_to_all(np.int32(len(data))))
+    buffer = np.zeros(size, np.uint8)
+    if jax.process_index() == 0:
+        buffer[:] = np.frombuffer(data, np.uint8)
+    return bytes(np.asarray(multihost_utils.broadcast_one_to_all(buffer), np.uint8)).decode()
 
 
 def resolve_devices(spec: int | str | None) -> list[Any]:
@@ -57,7 +110,41 @@ def stacked_rows(mesh: Mesh | None) -> NamedSharding | None:
 
 
 def place(tree: Any, sharding: NamedSharding | None) -> Any:
-    return jax.device_put(tree) if sharding is None else jax.device_put(tree, sharding)
+    if sharding is None:
+        return jax.device_put(tree)
+    if sharding.is_fully_addressable:
+        return jax.device_put(tree, sharding)
+    # Arrays on this process's devices cannot be sent to other processes' devices (no cross-host transfers on
+    # CPU); from host memory every process places its own copy of the same values.
+    return jax.tree_util.tree_map(
+        lambda a: a if isinstance(a, jax.Array) and a.sharding == sharding else jax.device_put(np.asarray(a), sharding),
+        tree,
+    )
+
+
+def local_copy(tree: Any) -> Any:
+    """Replicated arrays as single-device arrays on this process's first device (for prediction)."""
+    return jax.tree_util.tree_map(lambda a: a.addressable_data(0) if isinstance(a, jax.Array) else a, tree)
+
+
+def process_rows(sharding: NamedSharding, global_shape: tuple[int, ...], axis: int) -> slice:
+    """The contiguous range along `axis` that this process's devices hold under `sharding`."""
+    size = global_shape[axis]
+    spans = sorted(
+        {(index[axis].start or 0, size if index[axis].stop is None else index[axis].stop)
+         for index in sharding.addressable_devices_indices_map(global_shape).values()}
+    )  # fmt: skip
+    for (_, stop), (start, _) in zip(spans[:-1], spans[1:], strict=True):
+        if start != stop:
+            raise ValueError(f"this process's rows along axis {axis} are not contiguous under {sharding}")
+    return slice(spans[0][0], spans[-1][1])
+
+
+def assemble_rows(local: Any, sharding: NamedSharding, global_shape: tuple[int, ...]) -> jax.Array:
+    """The global array whose rows `process_rows(...)` are this process's `local` (each process passes its own)."""
+    if sharding.is_fully_addressable:
+        return jax.device_put(local, sharding)
+    return jax.make_array_from_process_local_data(sharding, np.asarray(local), global_shape)
 
 
 def device_capacity_bytes() -> int:

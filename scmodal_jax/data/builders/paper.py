@@ -144,7 +144,10 @@ def bmc_cytof(cfg: Any) -> Integration:
 
 def _annotation(cfg: Any, opts: dict[str, Any]) -> Any:
     annotation = opts.pop("annotation", None)
-    return files.hg38_gene_annotation(cfg.data_dir) if annotation is None else annotation
+    if annotation is not None:
+        return annotation
+    # the shared folder's table, else its PyPI release fetched into the run's download cache
+    return files.hg38_gene_annotation(cfg.data_dir, cache_dir=getattr(cfg, "cache_dir", None))
 
 
 def teaseq(cfg: Any) -> Integration:

@@ -12,10 +12,15 @@ pbmc_trimodal   RNA and ADT of disjoint halves of the 5k PBMC cells + CyTOF: a c
 ==============  ===================================================================================
 
 ``data.options`` go to the recipe as keyword arguments (``pbmc_trimodal``: ``split_seed`` only).
+
+Without the shared data folder the loaders fetch each file's original release (``data.cache_dir``); where that
+release has no cell-type labels (the 10x PBMC files) the builder warns and runs without labels, so the run
+reports label-free metrics only.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -25,9 +30,10 @@ import pandas as pd
 
 from ..gene_activity import gene_activity
 from ..loaders import shared as files
+from ..loaders.releases import from_release
 from ..recipes import LinkBlock, Prepared, Scaling, prepare_protein_protein, prepare_rna_atac, prepare_rna_protein
 from ..synthetic import make_multimodal
-from ._common import Integration, Modality, chain, check_order, options, pair
+from ._common import ChainConfig, Integration, Modality, chain, check_order, options, pair
 
 __all__ = ["SHARED_BUILDERS", "synthetic", "bmmc_cite", "pbmc5k_cite", "pbmc_cytof", "bmmc_multiome", "pbmc_trimodal"]
 
@@ -75,28 +81,52 @@ def synthetic(cfg: Any) -> Integration:
 
 
 # ---------------------------------------------------------------------------------------------- shared files
+def _fetch(cfg: Any) -> dict[str, Any]:
+    """Where a loader finds the shared folder and, without it, caches the original release."""
+    return {"cache_dir": getattr(cfg, "cache_dir", None)}
+
+
+def label_key_for(cfg: Any, *adatas: ad.AnnData) -> str | None:
+    """``cfg.label_key``, or None (with a warning) when data prepared from an original release lack it.
+
+    Our shared files add cell-type labels that some releases do not have; a run on such a release is label-free
+    (label-free metrics only). A key missing from the shared files themselves is left to the recipe's error.
+    """
+    key = cfg.label_key
+    if key is None or all(key in a.obs for a in adatas) or not any(from_release(a) for a in adatas):
+        return key
+    warnings.warn(
+        f"data.label_key={key!r}: the original release fetched in place of the shared file has no such obs column "
+        "(our shared files add the cell-type labels); running without labels: label-free metrics only.",
+        UserWarning,
+        stacklevel=2,
+    )
+    return None
+
+
 def _rna_protein(rna: ad.AnnData, protein: ad.AnnData, cfg: Any, paired: bool) -> Integration:
     n_hvg = None if cfg.n_hvg is None else min(int(cfg.n_hvg), rna.n_vars)
-    prep = prepare_rna_protein(rna, protein, n_hvg=n_hvg, label_key=cfg.label_key, **options(cfg))
+    labels = label_key_for(cfg, rna, protein)
+    prep = prepare_rna_protein(rna, protein, n_hvg=n_hvg, label_key=labels, **options(cfg))
     return pair(prep, ["rna", "protein"], cfg.order, paired)
 
 
 def bmmc_cite(cfg: Any) -> Integration:
-    rna, protein = files.bmmc_cite(cfg.data_dir)
+    rna, protein = files.bmmc_cite(cfg.data_dir, **_fetch(cfg))
     return _rna_protein(rna, protein, cfg, paired=True)
 
 
 def pbmc5k_cite(cfg: Any) -> Integration:
-    rna, protein = files.pbmc5k_cite(cfg.data_dir)
+    rna, protein = files.pbmc5k_cite(cfg.data_dir, **_fetch(cfg))
     return _rna_protein(rna, protein, cfg, paired=True)
 
 
 def pbmc_cytof(cfg: Any) -> Integration:
     cytof = files.pbmc_cytof(cfg.data_dir)
-    adt = files.pbmc_adt(cfg.data_dir)
+    adt = files.pbmc_adt(cfg.data_dir, **_fetch(cfg))
     prep = prepare_protein_protein(
-        cytof, adt, transform=("arcsinh", "counts"), label_key=cfg.label_key, modalities=("cytof", "adt"),
-        **options(cfg),
+        cytof, adt, transform=("arcsinh", "counts"), label_key=label_key_for(cfg, cytof, adt),
+        modalities=("cytof", "adt"), **options(cfg),
     )  # fmt: skip
     return pair(prep, ["cytof", "adt"], cfg.order, paired=False)
 
@@ -110,18 +140,17 @@ def _gene_activity_adata(atac: ad.AnnData, annotation: Any) -> ad.AnnData:
 
 
 def bmmc_multiome(cfg: Any) -> Integration:
-    rna, atac = files.bmmc_multiome(cfg.data_dir)
-    activity = _gene_activity_adata(atac, files.hg38_gene_annotation(cfg.data_dir))
+    rna, atac = files.bmmc_multiome(cfg.data_dir, **_fetch(cfg))
+    activity = _gene_activity_adata(atac, files.hg38_gene_annotation(cfg.data_dir, **_fetch(cfg)))
     n_hvg = min(int(cfg.n_hvg or rna.n_vars), rna.n_vars)
-    prep = prepare_rna_atac(
-        rna, activity, n_hvg=n_hvg, joint_pca=cfg.joint_pca, label_key=cfg.label_key, **options(cfg)
-    )
+    labels = label_key_for(cfg, rna, atac)
+    prep = prepare_rna_atac(rna, activity, n_hvg=n_hvg, joint_pca=cfg.joint_pca, label_key=labels, **options(cfg))
     return pair(prep, ["rna", "atac"], cfg.order, paired=True)
 
 
 def pbmc_trimodal(cfg: Any) -> Integration:
     """RNA and ADT from disjoint halves of the PBMC5k cells (so unpaired) plus the CyTOF panel, as a chain."""
-    rna, adt = files.pbmc5k_cite(cfg.data_dir)
+    rna, adt = files.pbmc5k_cite(cfg.data_dir, **_fetch(cfg))
     rng = np.random.default_rng(int(options(cfg).get("split_seed", 0)))
     half = rng.permutation(rna.n_obs)
     first, second = np.sort(half[: rna.n_obs // 2]), np.sort(half[rna.n_obs // 2 :])
@@ -130,7 +159,9 @@ def pbmc_trimodal(cfg: Any) -> Integration:
         Modality("adt", "protein", adt[second].copy()),
         Modality("cytof", "cytof", files.pbmc_cytof(cfg.data_dir)),
     ]
-    return chain(mods, cfg, paired=False)
+    labels = label_key_for(cfg, *(m.adata for m in mods))
+    chain_cfg = ChainConfig(order=cfg.order, n_hvg=cfg.n_hvg, label_key=labels, joint_pca=cfg.joint_pca)
+    return chain(mods, chain_cfg, paired=False)
 
 
 SHARED_BUILDERS: dict[str, Callable[[Any], Integration]] = {

@@ -3,7 +3,9 @@
 * :mod:`~scmodal_jax.data.loaders.shared` -- small real files of the shared data folder beside the project
   (:func:`get_data_dir`);
 * :mod:`~scmodal_jax.data.loaders.paper` -- the public datasets of the scMODAL paper, downloaded on first use
-  by :func:`scmodal_jax.data.download.fetch`.
+  by :func:`scmodal_jax.data.download.fetch`;
+* :mod:`~scmodal_jax.data.loaders.releases` -- the original releases behind the shared files, fetched and
+  prepared in the same layout when the shared folder lacks a file.
 
 :mod:`scmodal_jax.data.registry` indexes both families by name (:func:`~scmodal_jax.data.registry.load_dataset`).
 """
@@ -24,8 +26,10 @@ from .paper import (
 from .shared import (
     DATA_DIR_ENV,
     SHARED_FILES,
+    SHARED_PINS,
     bmmc_cite,
     bmmc_multiome,
+    check_pinned,
     get_data_dir,
     hg38_gene_annotation,
     pbmc5k_cite,
@@ -39,6 +43,8 @@ __all__ = [
     # shared small files
     "DATA_DIR_ENV",
     "SHARED_FILES",
+    "SHARED_PINS",
+    "check_pinned",
     "get_data_dir",
     "shared_data_available",
     "bmmc_cite",

@@ -1,0 +1,32 @@
+"""The test suite's own rule for the shared real data: skip where they are absent, fail in CI (CI=true)."""
+
+import conftest
+import pytest
+
+
+def _outcome(name):
+    """What `shared_file(name)` does to the test that calls it: (outcome exception type or None, message)."""
+    try:
+        conftest.shared_file(name)
+    except (pytest.fail.Exception, pytest.skip.Exception) as err:  # caught here so that neither ends this test
+        return type(err), str(err)
+    return None, ""
+
+
+def test_missing_shared_file_skips_locally_and_fails_in_ci(monkeypatch, tmp_path):
+    monkeypatch.setattr(conftest, "DATA_DIR", tmp_path)
+    (tmp_path / "present.h5ad").write_bytes(b"")
+    monkeypatch.setenv("CI", "true")
+    assert conftest.shared_file("present.h5ad") == tmp_path / "present.h5ad"
+    kind, message = _outcome("absent.h5ad")
+    assert kind is pytest.fail.Exception and "absent.h5ad is missing" in message
+    for value in ("false", ""):
+        monkeypatch.setenv("CI", value)
+        assert _outcome("absent.h5ad")[0] is pytest.skip.Exception
+    monkeypatch.delenv("CI")
+    assert _outcome("absent.h5ad")[0] is pytest.skip.Exception
+    # the mark for tests of the whole folder: a skip condition locally, none in CI
+    assert conftest.skip_without_shared_data(False).args[0] is True
+    assert conftest.skip_without_shared_data(True).args[0] is False
+    monkeypatch.setenv("CI", "true")
+    assert conftest.skip_without_shared_data(False).args[0] is False
