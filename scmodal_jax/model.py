@@ -23,6 +23,7 @@ from .metrics.quality import COLLAPSE_THRESHOLD, integration_quality
 from .runtime import checkpoint
 from .runtime.devices import choose_data_mode, local_copy, make_mesh, place, replicated, stacked_rows
 from .runtime.inputs import training_inputs
+from .runtime.link_smoothing import smooth_links
 from .runtime.streaming import BatchStream
 
 log = logging.getLogger(__name__)
@@ -160,10 +161,16 @@ class SCMODAL:
             raise ValueError("n_seeds > 1 needs the data on the device, but they would be streamed (too large)")
         self.fit_report_ = {"data_mode": mode, "streamed_chunks": 0, "platform": jax.default_backend(),
                             "devices": 1 if self._mesh is None else int(self._mesh.size)}  # fmt: skip
+        # The anchors are searched on (optionally smoothed) links; the quality score below keeps the raw ones.
+        anchor_links = smooth_links(
+            inputs.sources, inputs.links, self.hp.link_smoothing, self.hp.link_smoothing_k, seed=self.hp.seed
+        )
+        self.fit_report_["link_smoothing"] = self.hp.link_smoothing
         if mode == "device":
-            self._train_loop(callback, data=place(inputs.dense(), replicated(self._mesh)))
+            data = dataclasses.replace(inputs, links=anchor_links).dense()
+            self._train_loop(callback, data=place(data, replicated(self._mesh)))
         else:
-            self._train_loop(callback, sources=inputs.sources, links=inputs.links)
+            self._train_loop(callback, sources=inputs.sources, links=anchor_links)
         if self.n_seeds > 1:
             self._keep_best_member(inputs)
         self.latent_ = [self.transform(x, modality=i) for i, x in enumerate(inputs.sources)]
@@ -171,8 +178,8 @@ class SCMODAL:
         if quality["collapsed"]:
             log.warning(
                 "this run looks collapsed: latent cross-modality neighbours contradict the linked features "
-                "(link_consistency %.2f < %.2f on a dataset pair); try other seeds (n_seeds=3), a discriminator "
-                "gradient penalty (disc_gp=1) or more anchor weight",
+                "(link_consistency %.2f < %.2f on a dataset pair); try other seeds (n_seeds=3) or more anchor "
+                "weight (lambda_anchor=5)",
                 quality["link_consistency_min"], COLLAPSE_THRESHOLD,
             )  # fmt: skip
         return self

@@ -34,6 +34,7 @@ DATASETS = ("pbmc5k_cite", "bmmc_cite", "pbmc_cytof")
 METHODS = ("scmodal", "linked", "maxfuse")
 VARIANTS: dict[str, dict[str, Any]] = {
     "full": {},
+    "paper": {"preset": "paper"},
     "no_gan": {"lambda_gan": 0.0, "d_steps": 0},
     "no_anchor": {"lambda_anchor": 0.0},
     "no_geo": {"lambda_geo": 0.0},
@@ -51,10 +52,14 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "gp10": {"disc_gp": 10.0},
     "ens3": {"n_seeds": 3},
     "gp_ens3": {"disc_gp": 1.0, "n_seeds": 3},
+    "ls": {"link_smoothing": 0.7},
+    "gp_ls": {"disc_gp": 1.0, "link_smoothing": 0.7},
+    "gp_ls3": {"disc_gp": 1.0, "link_smoothing": 0.3},
 }
 STEP_FRACTIONS = ("gan_warmup", "refine_start")
 VARIANT_LABELS = {
     "full": "scMODAL (default)",
+    "paper": "scMODAL, the paper's training (preset=paper)",
     "no_gan": "w/o GAN (lambda_gan=0, d_steps=0)",
     "no_anchor": "w/o anchor (lambda_anchor=0)",
     "no_geo": "w/o geometric (lambda_geo=0)",
@@ -68,6 +73,9 @@ VARIANT_LABELS = {
     "gp10": "discriminator gradient penalty (disc_gp=10)",
     "ens3": "3 seeds trained together, best by label-free quality",
     "gp_ens3": "gradient penalty (disc_gp=1) + 3 seeds, best by quality",
+    "ls": "anchors on smoothed links (link_smoothing=0.7)",
+    "gp_ls": "gradient penalty (disc_gp=1) + smoothed links (0.7)",
+    "gp_ls3": "gradient penalty (disc_gp=1) + smoothed links (0.3)",
 }
 
 

@@ -127,15 +127,22 @@ def main() -> None:
     parser.add_argument("--shapes", nargs="*", default=[",".join(map(str, s)) for s in DEFAULT_SHAPES])
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--matmul-precision", default="float32", help="the networks' matmuls: float32|tf32|bfloat16")
+    parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE", help="hyperparameters, e.g. disc_gp=1")
     args = parser.parse_args()
+    extra = {}
+    for item in args.set:
+        name, _, value = item.partition("=")
+        if name not in Hyperparameters.__dataclass_fields__:
+            parser.error(f"--set {item!r}: unknown hyperparameter {name!r}")
+        extra[name] = type(getattr(Hyperparameters(), name))(float(value))
     print(f"jax {jax.__version__} on {jax.default_backend()} ({jax.device_count()} device(s)), {os.cpu_count()} CPUs,"
-          f" networks' matmuls at {args.matmul_precision}")  # fmt: skip
+          f" networks' matmuls at {args.matmul_precision}, hyperparameters {extra or 'default'}")  # fmt: skip
     print(
         f"{'p1,p2,s':>16} {'ms/step':>9} {'floor ms':>9} {'ratio':>6} {'GFLOP':>7} {'XLA GFLOP*':>10} {'GEMM GF/s':>10}"
     )
     for shape in args.shapes:
         p1, p2, s = (int(v) for v in shape.split(","))
-        overrides = {"batch_size": args.batch_size, "matmul_precision": args.matmul_precision}
+        overrides = {"batch_size": args.batch_size, "matmul_precision": args.matmul_precision, **extra}
         r = bench(p1, p2, s, args.steps_per_call, args.calls, overrides)
         print(
             f"{shape:>16} {r['ms_per_step']:9.1f} {r['floor_ms']:9.1f} {r['ratio']:6.2f} {r['gflop_per_step']:7.2f} "

@@ -57,10 +57,12 @@ class ModelConfig:
     # Beyond the paper (conf/model/paper.yaml turns every one off): see scmodal_jax/core/hparams.py.
     gan_warmup: int = 0
     disc_smoothing: float = 0.0
-    disc_gp: float = 0.0
+    disc_gp: float = 1.0
     lambda_refine: float = 0.0
     refine_start: int = 0
     refine_agree_k: int = 100
+    link_smoothing: float = 0.7
+    link_smoothing_k: int = 15
     matmul_precision: str = "float32"  # networks' matmuls: float32 | tf32 | bfloat16 (losses stay float32)
 
 

@@ -11,7 +11,10 @@ from .nets import INITS, MATMUL_PRECISIONS
 
 @dataclass(frozen=True)
 class Hyperparameters:
-    """Defaults are the original scMODAL's."""
+    """The original scMODAL's networks, loss weights and optimisers, plus two mechanisms beyond the paper that
+    won the few-links protocol (issue 15, experiments/few_links/): a discriminator gradient penalty
+    (`disc_gp=1`) and anchors searched on links smoothed over each dataset's neighbours (`link_smoothing=0.7`).
+    `from_preset("paper")` (`SCMODAL(preset="paper")`) switches both off: the paper's training exactly."""
 
     n_latent: int = 20
     hidden: int = 512
@@ -34,13 +37,17 @@ class Hyperparameters:
     lambda_anchor: float = 1.0
     lambda_geo: float = 10.0
     geo_clamp: float = 0.975
-    # Beyond the paper (every one off by default = the paper's training; docs/architecture.md, issue 15):
+    # Beyond the paper (off in PAPER; disc_gp and link_smoothing on by default; docs/architecture.md, issue 15):
     gan_warmup: int = 0  # steps over which the generator's GAN weight ramps linearly from 0 to lambda_gan
     disc_smoothing: float = 0.0  # two-sided label smoothing of the discriminators' targets
-    disc_gp: float = 0.0  # weight of the discriminators' zero-centred input-gradient penalty
+    disc_gp: float = 1.0  # weight of the discriminators' zero-centred input-gradient penalty
     lambda_refine: float = 0.0  # weight of the refined anchors (pairs found on all features, see losses)
     refine_start: int = 0  # step from which the refined anchors count
     refine_agree_k: int = 100  # neighbourhood on the linked features that a refined pair must agree with
+    # Anchors searched on linked features smoothed over each dataset's own k-NN graph (runtime/link_smoothing):
+    # weight w of the neighbours' mean, 0 = the raw links (the paper).
+    link_smoothing: float = 0.7
+    link_smoothing_k: int = 15
     # The networks' matmuls: "float32" (pinned, the same results on every platform), or "tf32" / "bfloat16"
     # for speed on accelerators. The losses' kernel, distance and cosine matmuls are always float32.
     matmul_precision: str = "float32"
@@ -50,6 +57,7 @@ class Hyperparameters:
     def __post_init__(self) -> None:
         positive_ints = (
             "n_latent", "hidden", "disc_hidden", "batch_size", "k_anchor", "steps_per_call", "refine_agree_k",
+            "link_smoothing_k",
         )  # fmt: skip
         for name in positive_ints:
             value = getattr(self, name)
@@ -70,6 +78,8 @@ class Hyperparameters:
                 raise ValueError(f"{name} must be a non-negative number, got {value!r}")
         if not isinstance(self.disc_smoothing, (int, float)) or not 0.0 <= self.disc_smoothing < 0.5:
             raise ValueError(f"disc_smoothing must be in [0, 0.5), got {self.disc_smoothing!r}")
+        if not isinstance(self.link_smoothing, (int, float)) or not 0.0 <= self.link_smoothing <= 1.0:
+            raise ValueError(f"link_smoothing must be in [0, 1], got {self.link_smoothing!r}")
         if self.init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
         if self.matmul_precision not in MATMUL_PRECISIONS:
@@ -102,7 +112,7 @@ PAPER: dict[str, Any] = {
     "batch_size": 500, "k_anchor": 30, "d_steps": 5, "lr": 1e-3, "disc_lr": 1e-3, "weight_decay": 1e-3,
     "disc_weight_decay": 1e-3, "clip_norm": 5.0, "lambda_gan": 1.0, "lambda_ae": 10.0, "lambda_la": 10.0,
     "lambda_anchor": 1.0, "lambda_geo": 10.0, "geo_clamp": 0.975, "gan_warmup": 0, "disc_smoothing": 0.0,
-    "disc_gp": 0.0, "lambda_refine": 0.0, "refine_start": 0,
+    "disc_gp": 0.0, "lambda_refine": 0.0, "refine_start": 0, "link_smoothing": 0.0,
 }  # fmt: skip
 #: Named starting points: "default" = this package's defaults, "paper" = the original's training.
 PRESETS: dict[str, dict[str, Any]] = {"default": {}, "paper": PAPER}

@@ -1,0 +1,99 @@
+"""Links smoothed over each dataset's own neighbours (runtime/link_smoothing.py) against plain numpy, and the
+witness that training searches its anchors on exactly those smoothed links."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from scmodal_jax import SCMODAL
+from scmodal_jax.core.hparams import Hyperparameters
+from scmodal_jax.runtime.link_smoothing import neighbour_graph, principal_components, smooth_links, smooth_over_graph
+
+
+def low_rank(n=400, p=60, rank=5, seed=0):
+    rng = np.random.default_rng(seed)
+    signal = rng.normal(size=(n, rank)) * np.array([10, 8, 6, 4, 3])[:rank]
+    return (signal @ rng.normal(size=(rank, p)) + 0.1 * rng.normal(size=(n, p)) + 3.0).astype(np.float32)
+
+
+def brute_force_neighbours(points, k):
+    d2 = ((points[:, None, :].astype(np.float64) - points[None, :, :]) ** 2).sum(-1)
+    np.fill_diagonal(d2, np.inf)
+    return np.argsort(d2, axis=1, kind="stable")[:, :k]
+
+
+def test_principal_components_match_numpy_svd():
+    x = low_rank()
+    pcs = principal_components(x, 5, seed=1)
+    centred = x - x.mean(axis=0)
+    u, s, _ = np.linalg.svd(centred, full_matrices=False)
+    # The same scores up to each component's sign, so the same pairwise distances.
+    np.testing.assert_allclose(np.abs(pcs), np.abs(u[:, :5] * s[:5]), rtol=1e-3, atol=1e-2 * s[4] / np.sqrt(len(x)))
+    # Sparse input gives the same scores as dense (read in row blocks, never densified whole).
+    np.testing.assert_allclose(principal_components(sp.csr_matrix(x), 5, seed=1), pcs, rtol=1e-4, atol=1e-3)
+
+
+def test_principal_components_of_narrow_data_are_the_centred_data():
+    x = low_rank(p=12)
+    np.testing.assert_allclose(principal_components(x, 30), x - x.mean(axis=0), atol=1e-5)
+
+
+def test_neighbour_graph_is_exact_knn_without_self():
+    rng = np.random.default_rng(3)
+    points = rng.normal(size=(300, 7)).astype(np.float32)
+    # Blocks smaller than the data: the scan over reference chunks and the padded last block are exercised.
+    got = neighbour_graph(points, 6, block=128)
+    np.testing.assert_array_equal(got, brute_force_neighbours(points, 6))
+    with pytest.raises(ValueError, match="k < number of cells"):
+        neighbour_graph(points[:5], 5)
+
+
+def test_smooth_over_graph_formula():
+    rng = np.random.default_rng(4)
+    values = rng.normal(size=(50, 3)).astype(np.float32)
+    graph = rng.integers(0, 50, size=(50, 4))
+    want = np.stack([0.3 * values[i] + 0.7 * values[graph[i]].mean(axis=0) for i in range(50)])
+    np.testing.assert_allclose(smooth_over_graph(values, graph, 0.7), want, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"weight must be in \[0, 1\]"):
+        smooth_over_graph(values, graph, 1.5)
+    with pytest.raises(ValueError, match="neighbour graph of 49 cells"):
+        smooth_over_graph(values, graph[:49], 0.5)
+
+
+def test_smooth_links_uses_each_datasets_own_graph_once():
+    xs = [low_rank(n=120 + 10 * i, seed=i) for i in range(3)]
+    rng = np.random.default_rng(5)
+    links = [(rng.normal(size=(len(xs[i]), 4)), rng.normal(size=(len(xs[i + 1]), 4))) for i in range(2)]
+    reports = []
+    got = smooth_links(xs, links, 0.6, k=5, n_pcs=5, seed=0, report=reports.append)
+    assert len(reports) == 3  # the middle dataset's graph serves both of its pairs
+    graphs = [brute_force_neighbours(principal_components(x, 5, seed=i), 5) for i, x in enumerate(xs)]
+    for i, (left, right) in enumerate(got):
+        np.testing.assert_allclose(left, smooth_over_graph(links[i][0], graphs[i], 0.6), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(right, smooth_over_graph(links[i][1], graphs[i + 1], 0.6), rtol=1e-5, atol=1e-6)
+    unchanged = smooth_links(xs, links, 0.0)
+    assert all(np.array_equal(a, b) for (a, _), (b, _) in zip(unchanged, links, strict=True))
+
+
+def test_training_searches_anchors_on_the_smoothed_links():
+    rng = np.random.default_rng(6)
+    x0, x1 = low_rank(n=300, p=30, seed=7), low_rank(n=280, p=20, seed=8)
+    links = [(x0[:, :6] + rng.normal(size=(300, 6)), x1[:, :6] + rng.normal(size=(280, 6)))]
+    opts = dict(steps=6, batch_size=64, seed=2, progress=False, log_every=1, hidden=32, disc_hidden=32, k_anchor=5)
+    opts["steps_per_call"] = 3
+    smoothed = smooth_links([x0, x1], links, 0.7, k=8, seed=2)
+    by_option = SCMODAL(link_smoothing=0.7, link_smoothing_k=8, **opts).fit([x0, x1], links)
+    by_hand = SCMODAL(**opts).fit([x0, x1], smoothed)
+    raw = SCMODAL(**opts).fit([x0, x1], links)
+    cols = ["loss_anchor", "loss_gan", "loss_d"]
+    np.testing.assert_allclose(by_option.history_[cols].to_numpy(), by_hand.history_[cols].to_numpy(), rtol=1e-6)
+    assert not np.allclose(by_option.history_["loss_anchor"], raw.history_["loss_anchor"])
+    # The quality score is computed on the raw links in both cases.
+    assert by_option.fit_report_["link_smoothing"] == 0.7 and raw.fit_report_["link_smoothing"] == 0.0
+
+
+def test_link_smoothing_validation():
+    with pytest.raises(ValueError, match=r"link_smoothing must be in \[0, 1\]"):
+        Hyperparameters(link_smoothing=1.2)
+    with pytest.raises(ValueError, match="link_smoothing_k must be a positive integer"):
+        Hyperparameters(link_smoothing_k=0)
