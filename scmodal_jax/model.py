@@ -35,7 +35,8 @@ _RESUMABLE_CHANGES = {"steps", "steps_per_call"}
 class SCMODAL:
     """Integration of N >= 2 unpaired single-cell datasets linked by a few shared features.
 
-    Parameters are the hyperparameters of `scmodal_jax.core.hparams.Hyperparameters` (defaults are the original's),
+    Parameters are the hyperparameters of `scmodal_jax.core.hparams.Hyperparameters` (the original's, plus a
+    discriminator gradient penalty and smoothed anchor links: see there),
     plus host-side options that do not change what is computed:
     `progress` (a progress bar), `log_every` (steps between metric syncs to the host; defaults to
     `steps_per_call`), `checkpoint_dir` / `checkpoint_every` (periodic resumable checkpoints),
