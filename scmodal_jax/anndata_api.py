@@ -305,13 +305,15 @@ def add_results(
     input: str | None = None,
     scale: str | None = None,
     modalities: Sequence[str] | None = None,
-    key_added: str = LATENT_KEY,
+    key_added: str | None = None,
 ) -> Any:
-    """Write the shared latent (``obsm[key_added]``) and imputations into the user's objects; return `data`.
+    """Write the shared latent (``obsm[key_added]``, by default ``LATENT_KEY``) and imputations into the user's
+    objects; return `data`.
 
     See `SCMODAL.add_results` for the arguments. Cells the model was fitted on (same obs names, same order)
     get ``model.latent_``; other cells are encoded from their values with the stored preprocessing.
     """
+    key_added = LATENT_KEY if key_added is None else key_added
     model_names = [str(m) for m in model.modalities]
     pairs = _by_model_modality(model, data, modalities)
     rec = getattr(model, "preprocessing_", None) or {}

@@ -412,18 +412,19 @@ class SCMODAL:
         input: str | None = None,
         scale: str | None = None,
         modalities: Sequence[str] | None = None,
-        key_added: str = "X_scmodal",
+        key_added: str | None = None,
     ) -> Any:
         """Write the results into the user's own AnnData objects (a list in model order, a dict or a MuData) and
         return them.
 
-        Each object gets `obsm[key_added]` (the shared latent): `latent_` for the cells the model was fitted on
-        (same obs names), else its cells encoded with the stored preprocessing. `impute` (True: every other
-        modality; or target modality names) adds `obsm['imputed_<target>']`, DataFrames named by the target's
-        features, on the recipe's log1p scale (`scale="scaled"`: the model's z-scored space). `input` is how
-        the objects' values (`.X` or `layer`, by default the layer the model was fitted on) relate to the
-        model: "counts" (default after a recipe), "normalized" or "scaled" (default otherwise). A dict or
-        MuData may hold a subset of the modalities, matched by name.
+        Each object gets `obsm[key_added]` (the shared latent, by default `obsm["X_scmodal"]`): `latent_` for
+        the cells the model was fitted on (same obs names), else its cells encoded with the stored
+        preprocessing. `impute` (True: every other modality; or target modality names) adds
+        `obsm['imputed_<target>']`, DataFrames named by the target's features, on the recipe's log1p scale
+        (`scale="scaled"`: the model's z-scored space). `input` is how the objects' values (`.X` or `layer`, by
+        default the layer the model was fitted on) relate to the model: "counts" (default after a recipe),
+        "normalized" or "scaled" (default otherwise). A dict or MuData may hold a subset of the modalities,
+        matched by name.
         """
         self._check_fitted()
         # The AnnData/MuData glue lives above data/ and analysis/; imported here so that model.py imports neither.

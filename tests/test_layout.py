@@ -22,11 +22,12 @@ ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 # Layer of each top-level part of the package and the layers it may import (besides itself).
 LAYERS = {
     "_rows": ("base", ()),
+    "_neighbors": ("base", ()),
     "core": ("core", ()),
     "runtime": ("runtime", ("base", "core")),
     "model": ("api", ("base", "core", "runtime", "metrics")),
     "anndata_api": ("api", ("base", "data", "analysis")),
-    "metrics": ("metrics", ()),
+    "metrics": ("metrics", ("base",)),
     "data": ("data", ("base",)),
     "analysis": ("analysis", ("base", "data", "metrics")),
     "cli": ("cli", ("base", "core", "runtime", "api", "metrics", "data", "analysis")),

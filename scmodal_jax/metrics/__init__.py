@@ -25,7 +25,7 @@ reference index, so all results are deterministic.
 
 from __future__ import annotations
 
-from ._neighbors import DEFAULT_BLOCK_SIZE
+from .._neighbors import DEFAULT_BLOCK_SIZE
 from .evaluation import evaluate
 from .label_transfer import knn_label_transfer, label_transfer_accuracy
 from .mixing import kbet, mixing_metric

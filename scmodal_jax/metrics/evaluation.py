@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .._neighbors import DEFAULT_BLOCK_SIZE
 from ._checks import ArrayLike, check_latent_list
-from ._neighbors import DEFAULT_BLOCK_SIZE
 from .label_transfer import label_transfer_accuracy
 from .mixing import kbet, mixing_metric
 from .pairing import foscttm, pair_distance

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._neighbors import DEFAULT_BLOCK_SIZE, center32, knn
 from ._checks import (
     ArrayLike,
     check_block_size,
@@ -13,7 +14,6 @@ from ._checks import (
     check_same_dim,
     encode_labels,
 )
-from ._neighbors import DEFAULT_BLOCK_SIZE, center32, knn
 
 __all__ = ["knn_label_transfer", "label_transfer_accuracy"]
 

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.stats import chi2
 
+from .._neighbors import DEFAULT_BLOCK_SIZE, center32, knn
 from ._checks import ArrayLike, check_block_size, check_int, check_latent_list
-from ._neighbors import DEFAULT_BLOCK_SIZE, center32, knn
 
 __all__ = ["kbet", "mixing_metric"]
 

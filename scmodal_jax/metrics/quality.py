@@ -19,8 +19,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .._neighbors import DEFAULT_BLOCK_SIZE, center32, knn
 from ._checks import ArrayLike, check_block_size, check_int, check_latent, check_same_dim
-from ._neighbors import DEFAULT_BLOCK_SIZE, center32, knn
 
 __all__ = ["COLLAPSE_THRESHOLD", "link_consistency", "anchor_contrast", "integration_quality"]
 

@@ -8,8 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._neighbors import DEFAULT_BLOCK_SIZE, center32, chunk_reference, map_blocks, pad_rows, sq_dists
 from ._checks import ArrayLike, check_block_size, check_int, check_labels, check_latent_list, encode_labels
-from ._neighbors import DEFAULT_BLOCK_SIZE, center32, chunk_reference, map_blocks, pad_rows, sq_dists
 
 __all__ = ["asw"]
 

@@ -16,20 +16,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from functools import partial
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
+from .._neighbors import center32, knn
 from .._rows import column_mean_var, iter_dense_blocks
 
 __all__ = ["principal_components", "neighbour_graph", "smooth_over_graph", "smooth_links"]
 
 log = logging.getLogger("scmodal_jax")
 
-_HIGHEST = jax.lax.Precision.HIGHEST
 _BLOCK = 2048
 
 
@@ -68,50 +65,15 @@ def principal_components(source: Any, n_pcs: int, seed: int = 0, power_iteration
     return (q @ u[:, :k]) * s[:k]
 
 
-@partial(jax.jit, static_argnames=("k",))
-def _block_knn(query: jax.Array, query_ids: jax.Array, ref_chunks: jax.Array, ref_ids: jax.Array, k: int):
-    """The k nearest reference rows of each query row (itself excluded), scanning reference chunks."""
-
-    def body(carry, chunk):
-        best_d, best_i = carry
-        ref, ids = chunk
-        d2 = (
-            jnp.sum(query * query, axis=1)[:, None]
-            + jnp.sum(ref * ref, axis=1)[None, :]
-            - 2.0 * jnp.dot(query, ref.T, precision=_HIGHEST)
-        )
-        d2 = jnp.where((ids[None, :] == query_ids[:, None]) | (ids[None, :] < 0), jnp.inf, d2)
-        all_d = jnp.concatenate([best_d, d2], axis=1)
-        all_i = jnp.concatenate([best_i, jnp.broadcast_to(ids[None, :], d2.shape)], axis=1)
-        neg, pos = jax.lax.top_k(-all_d, k)
-        return (-neg, jnp.take_along_axis(all_i, pos, axis=1)), None
-
-    init = (jnp.full((query.shape[0], k), jnp.inf, jnp.float32), jnp.full((query.shape[0], k), -1, jnp.int32))
-    (_, best_i), _ = jax.lax.scan(body, init, (ref_chunks, ref_ids))
-    return best_i
-
-
 def neighbour_graph(points: np.ndarray, k: int, block: int = _BLOCK) -> np.ndarray:
     """Indices (n x k) of each row's k nearest other rows (exact, Euclidean), nearest first."""
     points = np.ascontiguousarray(points, np.float32)
     n = points.shape[0]
     if not 1 <= k < n:
         raise ValueError(f"link smoothing needs 1 <= k < number of cells; got k={k} with {n} cells")
-    rows = min(block, n)
-    n_chunks = -(-n // rows)
-    padded = np.zeros((n_chunks * rows, points.shape[1]), np.float32)
-    padded[:n] = points
-    ids = np.full(n_chunks * rows, -1, np.int32)
-    ids[:n] = np.arange(n, dtype=np.int32)
-    ref_chunks = jnp.asarray(padded.reshape(n_chunks, rows, -1))
-    ref_ids = jnp.asarray(ids.reshape(n_chunks, rows))
-    out = np.empty((n, k), np.int64)
-    for start in range(0, n, rows):
-        stop = min(start + rows, n)
-        q = jnp.asarray(padded[start : start + rows])
-        qid = jnp.asarray(np.where(np.arange(start, start + rows) < n, np.arange(start, start + rows), -2))
-        out[start:stop] = np.asarray(_block_knn(q, qid.astype(jnp.int32), ref_chunks, ref_ids, k=k))[: stop - start]
-    return out
+    # centring leaves the distances unchanged and keeps float32 sums of squares from cancelling
+    (points,) = center32(points)
+    return knn(points, points, k, block, query_ids=np.arange(n), self_mode="exclude")[1]
 
 
 def smooth_over_graph(values: np.ndarray, neighbours: np.ndarray, weight: float) -> np.ndarray:

@@ -1,8 +1,9 @@
 """Blockwise Euclidean distances and exact k-nearest neighbours, as jitted JAX kernels.
 
 Query cells are processed in row blocks of ``block_size`` rows and the reference cells are streamed in
-chunks of ``block_size`` rows, so no ``n x n`` matrix is ever materialised.  The kernels of the individual
-metrics (FOSCTTM, pair distance, silhouette) live next to their metric and reuse the helpers here
+chunks of ``block_size`` rows, so no ``n x n`` matrix is ever materialised.  The one copy of the kernel: the
+metrics (label transfer, mixing, quality; FOSCTTM, pair distance and silhouette keep their own kernels next to
+them on the helpers here) and the training's link smoothing (`runtime/link_smoothing.py`) all call it
 (internal API of the package).
 """
 
