@@ -172,6 +172,13 @@ def build_integration(name: str, data_dir: str):
     return protocol if protocol is not None else build(DataConfig(name=name, data_dir=data_dir))
 
 
+def _plain(value: Any) -> bool | int | float:
+    """A JSON-ready scalar (numpy bools and numbers become Python ones)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    return int(value) if isinstance(value, (int, np.integer)) else float(value)
+
+
 def latents_for(method: str, variant: str, integ: Any, seed: int, steps: int) -> tuple[list[np.ndarray], dict]:
     """The two latents of one run, plus extra fields for the record."""
     prepared = integ.prepared
@@ -186,7 +193,11 @@ def latents_for(method: str, variant: str, integ: Any, seed: int, steps: int) ->
 
         hyperparameters = variant_hyperparameters(variant, steps)
         model = SCMODAL(steps=steps, seed=seed, progress=True, **hyperparameters).fit(prepared)
-        return model.latent_, {"hyperparameters": hyperparameters}
+        extra: dict[str, Any] = {"hyperparameters": hyperparameters}
+        if "chosen_seed" in model.fit_report_:  # n_seeds > 1: which member the label-free score kept, and why
+            extra["chosen_seed"] = model.fit_report_["chosen_seed"]
+            extra["members"] = [{k: _plain(v) for k, v in m.items()} for m in model.fit_report_["members"]]
+        return model.latent_, extra
     raise ValueError(f"unknown method {method!r}")
 
 
