@@ -23,7 +23,7 @@ from .metrics.quality import COLLAPSE_THRESHOLD, integration_quality
 from .runtime import checkpoint
 from .runtime.devices import choose_data_mode, local_copy, make_mesh, place, replicated, stacked_rows
 from .runtime.inputs import training_inputs
-from .runtime.link_smoothing import smooth_links
+from .runtime.link_smoothing import smooth_links, smoothed_then_raw
 from .runtime.streaming import BatchStream
 
 log = logging.getLogger(__name__)
@@ -166,6 +166,8 @@ class SCMODAL:
         anchor_links = smooth_links(
             inputs.sources, inputs.links, self.hp.link_smoothing, self.hp.link_smoothing_k, seed=self.hp.seed
         )
+        if self.hp.link_smoothing > 0 and self.hp.link_smoothing_until > 0:
+            anchor_links = smoothed_then_raw(anchor_links, inputs.links)
         self.fit_report_["link_smoothing"] = self.hp.link_smoothing
         if mode == "device":
             data = dataclasses.replace(inputs, links=anchor_links).dense()

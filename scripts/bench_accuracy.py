@@ -57,12 +57,13 @@ _PAPER_VARIANTS: dict[str, dict[str, Any]] = {
     "ls": {"link_smoothing": 0.7},
     "gp_ls": {"disc_gp": 1.0, "link_smoothing": 0.7},
     "gp_ls3": {"disc_gp": 1.0, "link_smoothing": 0.3},
+    "gp_lsd": {"disc_gp": 1.0, "link_smoothing": 0.7, "link_smoothing_until": 0.5},
 }
 VARIANTS: dict[str, dict[str, Any]] = {
     "full": {},
     **{name: {"preset": "paper", **settings} for name, settings in _PAPER_VARIANTS.items()},
 }
-STEP_FRACTIONS = ("gan_warmup", "refine_start")
+STEP_FRACTIONS = ("gan_warmup", "refine_start", "link_smoothing_until")
 VARIANT_LABELS = {
     "full": "scMODAL (default)",
     "paper": "scMODAL, the paper's training (preset=paper)",
@@ -82,6 +83,7 @@ VARIANT_LABELS = {
     "ls": "anchors on smoothed links (link_smoothing=0.7)",
     "gp_ls": "gradient penalty (disc_gp=1) + smoothed links (0.7)",
     "gp_ls3": "gradient penalty (disc_gp=1) + smoothed links (0.3)",
+    "gp_lsd": "gradient penalty (disc_gp=1) + smoothed links (0.7) fading to the raw ones by 50% of the steps",
 }
 
 

@@ -97,3 +97,61 @@ def test_link_smoothing_validation():
         Hyperparameters(link_smoothing=1.2)
     with pytest.raises(ValueError, match="link_smoothing_k must be a positive integer"):
         Hyperparameters(link_smoothing_k=0)
+
+
+def test_anchor_link_rows_fall_linearly_from_smoothed_to_raw():
+    from scmodal_jax.core.step import anchor_link_rows
+    from scmodal_jax.runtime.link_smoothing import smoothed_then_raw
+
+    rng = np.random.default_rng(9)
+    smoothed = [(rng.normal(size=(16, 5)), rng.normal(size=(16, 5)))]
+    raw = [(rng.normal(size=(16, 5)), rng.normal(size=(16, 5)))]
+    packed = [tuple(np.asarray(b) for b in pair) for pair in smoothed_then_raw(smoothed, raw)]
+    hp = Hyperparameters(link_smoothing=0.7, link_smoothing_until=40)
+    for step, keep in [(0, 1.0), (10, 0.75), (30, 0.25), (40, 0.0), (90, 0.0)]:
+        ((left, right),) = anchor_link_rows(packed, np.int32(step), hp)
+        np.testing.assert_allclose(left, raw[0][0] + keep * (smoothed[0][0] - raw[0][0]), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(right, raw[0][1] + keep * (smoothed[0][1] - raw[0][1]), rtol=1e-5, atol=1e-6)
+    # A constant weight (until = 0) leaves the rows as they are.
+    assert anchor_link_rows(packed, np.int32(5), Hyperparameters(link_smoothing=0.7)) is packed
+
+
+def test_update_step_searches_anchors_on_the_links_of_its_step():
+    import jax.numpy as jnp
+
+    from scmodal_jax.core.step import init_state, update_step
+    from scmodal_jax.runtime.link_smoothing import smoothed_then_raw
+
+    rng = np.random.default_rng(10)
+    xs = (rng.normal(size=(48, 12)).astype(np.float32), rng.normal(size=(48, 9)).astype(np.float32))
+    smoothed = [(rng.normal(size=(48, 4)).astype(np.float32), rng.normal(size=(48, 4)).astype(np.float32))]
+    raw = [(rng.normal(size=(48, 4)).astype(np.float32), rng.normal(size=(48, 4)).astype(np.float32))]
+    small = dict(hidden=16, disc_hidden=16, k_anchor=5, batch_size=48, link_smoothing=0.7)
+    hp_decay = Hyperparameters(link_smoothing_until=100, **small)
+    hp_fixed = Hyperparameters(**small)  # no decay: the step takes the rows as given
+    nets, state = init_state(hp_decay, (12, 9))
+    fixed_nets, _ = init_state(hp_fixed, (12, 9))
+    state = {**state, "step": jnp.asarray(60, state["step"].dtype)}  # 40% of the smoothing left
+    mixed = [
+        tuple(r + 0.4 * (s - r) for s, r in zip(sp_, rp, strict=True)) for sp_, rp in zip(smoothed, raw, strict=True)
+    ]
+    _, by_schedule = update_step(nets, state, (xs, tuple(smoothed_then_raw(smoothed, raw))))
+    _, by_hand = update_step(fixed_nets, state, (xs, tuple(mixed)))
+    _, all_smoothed = update_step(fixed_nets, state, (xs, tuple(smoothed)))
+    for name, value in by_hand.items():
+        np.testing.assert_allclose(by_schedule[name], value, rtol=2e-5, atol=1e-6, err_msg=name)
+    assert not np.isclose(by_schedule["loss_anchor"], all_smoothed["loss_anchor"], rtol=1e-3)
+
+
+def test_training_lets_the_smoothing_fade():
+    rng = np.random.default_rng(6)
+    x0, x1 = low_rank(n=300, p=30, seed=7), low_rank(n=280, p=20, seed=8)
+    links = [(x0[:, :6] + rng.normal(size=(300, 6)), x1[:, :6] + rng.normal(size=(280, 6)))]
+    opts = dict(steps=6, batch_size=64, seed=2, progress=False, log_every=1, hidden=32, disc_hidden=32, k_anchor=5)
+    opts.update(steps_per_call=3, link_smoothing=0.7, link_smoothing_k=8)
+    constant = SCMODAL(**opts).fit([x0, x1], links).history_["loss_anchor"].to_numpy()
+    barely = SCMODAL(link_smoothing_until=10**9, **opts).fit([x0, x1], links).history_["loss_anchor"].to_numpy()
+    fading = SCMODAL(link_smoothing_until=2, **opts).fit([x0, x1], links).history_["loss_anchor"].to_numpy()
+    np.testing.assert_allclose(barely, constant, rtol=1e-5)  # the packed links reach the step intact
+    assert fading[0] == pytest.approx(constant[0], rel=1e-6)  # step 0: the full smoothing
+    assert not np.allclose(fading[2:], constant[2:], rtol=1e-3)  # from step 2: the raw links

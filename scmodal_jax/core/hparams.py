@@ -48,6 +48,8 @@ class Hyperparameters:
     # weight w of the neighbours' mean, 0 = the raw links (the paper).
     link_smoothing: float = 0.7
     link_smoothing_k: int = 15
+    # Step by which that weight has fallen linearly to 0 (coarse anchors early, the raw links late); 0 = constant.
+    link_smoothing_until: int = 0
     # The networks' matmuls: "float32" (pinned, the same results on every platform), or "tf32" / "bfloat16"
     # for speed on accelerators. The losses' kernel, distance and cosine matmuls are always float32.
     matmul_precision: str = "float32"
@@ -63,7 +65,7 @@ class Hyperparameters:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("steps", "d_steps", "gan_warmup", "refine_start"):
+        for name in ("steps", "d_steps", "gan_warmup", "refine_start", "link_smoothing_until"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
@@ -113,6 +115,7 @@ PAPER: dict[str, Any] = {
     "disc_weight_decay": 1e-3, "clip_norm": 5.0, "lambda_gan": 1.0, "lambda_ae": 10.0, "lambda_la": 10.0,
     "lambda_anchor": 1.0, "lambda_geo": 10.0, "geo_clamp": 0.975, "gan_warmup": 0, "disc_smoothing": 0.0,
     "disc_gp": 0.0, "lambda_refine": 0.0, "refine_start": 0, "link_smoothing": 0.0,
+    "link_smoothing_until": 0,
 }  # fmt: skip
 #: Named starting points: "default" = this package's defaults, "paper" = the original's training.
 PRESETS: dict[str, dict[str, Any]] = {"default": {}, "paper": PAPER}

@@ -148,6 +148,25 @@ def _ramp(step: jax.Array, start: int, length: int) -> jax.Array:
     return jnp.clip((step - start).astype(jnp.float32) / length, 0.0, 1.0)
 
 
+def anchor_link_rows(link_rows, step: jax.Array, hp: Hyperparameters):
+    """The link rows the anchors are searched on at `step`.
+
+    With `link_smoothing_until` > 0 each block holds the smoothed links and then the raw ones side by side
+    (`runtime.link_smoothing.smoothed_then_raw`); the smoothing weight falls linearly from `link_smoothing` at
+    step 0 to 0 at `link_smoothing_until`: raw + (1 - t / until) * (smoothed - raw). Otherwise the rows as given.
+    """
+    if hp.link_smoothing_until <= 0 or hp.link_smoothing == 0:
+        return link_rows
+    keep = 1.0 - _ramp(jnp.asarray(step), 0, hp.link_smoothing_until)
+
+    def mix(block: jax.Array) -> jax.Array:
+        width = block.shape[-1] // 2
+        smoothed, raw = block[..., :width], block[..., width:]
+        return raw + keep * (smoothed - raw)
+
+    return tuple((mix(left), mix(right)) for left, right in link_rows)
+
+
 def _encode_all(gen_params, nets: Networks, xs) -> list[jax.Array]:
     gens = nnx.merge(nets.gen_graph, gen_params)
     return [gens.encode(xs[i], i) for i in range(nets.n_datasets)]
@@ -229,6 +248,7 @@ def update_step(
         rows = NamedSharding(mesh, PartitionSpec("data", None))
         xs, link_rows = jax.lax.with_sharding_constraint((xs, link_rows), rows)
 
+    link_rows = anchor_link_rows(link_rows, state["step"], hp)
     mnn = [losses.mnn_matrix(left, right, hp.k_anchor) for left, right in link_rows]
     input_kernels = [losses.gaussian_kernel(x) for x in xs]
 

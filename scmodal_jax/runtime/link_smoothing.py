@@ -23,7 +23,7 @@ import numpy as np
 from .._neighbors import center32, knn
 from .._rows import column_mean_var, iter_dense_blocks
 
-__all__ = ["principal_components", "neighbour_graph", "smooth_over_graph", "smooth_links"]
+__all__ = ["principal_components", "neighbour_graph", "smooth_over_graph", "smooth_links", "smoothed_then_raw"]
 
 log = logging.getLogger("scmodal_jax")
 
@@ -112,4 +112,15 @@ def smooth_links(
     return [
         (smooth_over_graph(left, graph(i), weight), smooth_over_graph(right, graph(i + 1), weight))
         for i, (left, right) in enumerate(links)
+    ]
+
+
+def smoothed_then_raw(
+    smoothed: Sequence[tuple[np.ndarray, np.ndarray]], raw: Sequence[tuple[np.ndarray, np.ndarray]]
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each link block with its smoothed columns first and its raw ones after: what the step reads when the
+    smoothing weight changes during training (`core.step.anchor_link_rows` takes them apart again)."""
+    return [
+        (np.hstack([sl, rl]).astype(np.float32), np.hstack([sr, rr]).astype(np.float32))
+        for (sl, sr), (rl, rr) in zip(smoothed, raw, strict=True)
     ]
