@@ -163,12 +163,16 @@ class SCMODAL:
         self.fit_report_ = {"data_mode": mode, "streamed_chunks": 0, "platform": jax.default_backend(),
                             "devices": 1 if self._mesh is None else int(self._mesh.size)}  # fmt: skip
         # The anchors are searched on (optionally smoothed) links; the quality score below keeps the raw ones.
+        smoothing: dict[str, Any] = {}
         anchor_links = smooth_links(
-            inputs.sources, inputs.links, self.hp.link_smoothing, self.hp.link_smoothing_k, seed=self.hp.seed
-        )
+            inputs.sources, inputs.links, self.hp.link_smoothing, self.hp.link_smoothing_k, seed=self.hp.seed,
+            auto=self.hp.link_smoothing_auto, details=smoothing,
+        )  # fmt: skip
         if self.hp.link_smoothing > 0 and self.hp.link_smoothing_until > 0:
             anchor_links = smoothed_then_raw(anchor_links, inputs.links)
-        self.fit_report_["link_smoothing"] = self.hp.link_smoothing
+        self.fit_report_["link_smoothing"] = smoothing["weights"]  # per dataset pair
+        if smoothing["scores"]:
+            self.fit_report_["link_smoothing_scores"] = smoothing["scores"]
         if mode == "device":
             data = dataclasses.replace(inputs, links=anchor_links).dense()
             self._train_loop(callback, data=place(data, replicated(self._mesh)))

@@ -58,6 +58,8 @@ _PAPER_VARIANTS: dict[str, dict[str, Any]] = {
     "gp_ls": {"disc_gp": 1.0, "link_smoothing": 0.7},
     "gp_ls3": {"disc_gp": 1.0, "link_smoothing": 0.3},
     "gp_lsd": {"disc_gp": 1.0, "link_smoothing": 0.7, "link_smoothing_until": 0.5},
+    "gp_lsa": {"disc_gp": 1.0, "link_smoothing": 0.7, "link_smoothing_auto": True},
+    "gp01": {"disc_gp": 0.1},
 }
 VARIANTS: dict[str, dict[str, Any]] = {
     "full": {},
@@ -83,6 +85,8 @@ VARIANT_LABELS = {
     "ls": "anchors on smoothed links (link_smoothing=0.7)",
     "gp_ls": "gradient penalty (disc_gp=1) + smoothed links (0.7)",
     "gp_ls3": "gradient penalty (disc_gp=1) + smoothed links (0.3)",
+    "gp_lsa": "gradient penalty (disc_gp=1) + smoothed links, weight <= 0.7 chosen by held-out link agreement",
+    "gp01": "discriminator gradient penalty (disc_gp=0.1)",
     "gp_lsd": "gradient penalty (disc_gp=1) + smoothed links (0.7) fading to the raw ones by 50% of the steps",
 }
 

@@ -82,14 +82,24 @@ def test_training_searches_anchors_on_the_smoothed_links():
     opts = dict(steps=6, batch_size=64, seed=2, progress=False, log_every=1, hidden=32, disc_hidden=32, k_anchor=5)
     opts["steps_per_call"] = 3
     smoothed = smooth_links([x0, x1], links, 0.7, k=8, seed=2)
-    by_option = SCMODAL(link_smoothing=0.7, link_smoothing_k=8, **opts).fit([x0, x1], links)
+    fixed = dict(link_smoothing_k=8, link_smoothing_auto=False)
+    by_option = SCMODAL(link_smoothing=0.7, **fixed, **opts).fit([x0, x1], links)
     by_hand = SCMODAL(link_smoothing=0.0, **opts).fit([x0, x1], smoothed)
     raw = SCMODAL(link_smoothing=0.0, **opts).fit([x0, x1], links)
     cols = ["loss_anchor", "loss_gan", "loss_d"]
     np.testing.assert_allclose(by_option.history_[cols].to_numpy(), by_hand.history_[cols].to_numpy(), rtol=1e-6)
     assert not np.allclose(by_option.history_["loss_anchor"], raw.history_["loss_anchor"])
     # The quality score is computed on the raw links in both cases.
-    assert by_option.fit_report_["link_smoothing"] == 0.7 and raw.fit_report_["link_smoothing"] == 0.0
+    assert by_option.fit_report_["link_smoothing"] == [0.7] and raw.fit_report_["link_smoothing"] == [0.0]
+    # With the weight chosen by held-out agreement, training uses the links smoothed at the chosen weight.
+    details: dict = {}
+    smooth_links([x0, x1], links, 0.7, k=8, seed=2, auto=True, details=details)
+    auto = SCMODAL(link_smoothing=0.7, link_smoothing_k=8, **opts).fit([x0, x1], links)
+    assert auto.fit_report_["link_smoothing"] == details["weights"]
+    assert auto.fit_report_["link_smoothing_scores"] == details["scores"]
+    at_chosen = smooth_links([x0, x1], links, details["weights"][0], k=8, seed=2)
+    chosen = SCMODAL(link_smoothing=0.0, **opts).fit([x0, x1], at_chosen)
+    np.testing.assert_allclose(auto.history_[cols].to_numpy(), chosen.history_[cols].to_numpy(), rtol=1e-6)
 
 
 def test_link_smoothing_validation():
@@ -97,6 +107,8 @@ def test_link_smoothing_validation():
         Hyperparameters(link_smoothing=1.2)
     with pytest.raises(ValueError, match="link_smoothing_k must be a positive integer"):
         Hyperparameters(link_smoothing_k=0)
+    with pytest.raises(ValueError, match="link_smoothing_auto must be True or False"):
+        Hyperparameters(link_smoothing_auto="yes")
 
 
 def test_anchor_link_rows_fall_linearly_from_smoothed_to_raw():
@@ -155,3 +167,67 @@ def test_training_lets_the_smoothing_fade():
     np.testing.assert_allclose(barely, constant, rtol=1e-5)  # the packed links reach the step intact
     assert fading[0] == pytest.approx(constant[0], rel=1e-6)  # step 0: the full smoothing
     assert not np.allclose(fading[2:], constant[2:], rtol=1e-3)  # from step 2: the raw links
+
+
+def brute_force_agreement(left, right, raw_left, raw_right):
+    scores = []
+    for j in range(left.shape[1]):
+        seen = [c for c in range(left.shape[1]) if c != j]
+        for q, r, rq, rr in ((left, right, raw_left, raw_right), (right, left, raw_right, raw_left)):
+            qn = q[:, seen] / np.linalg.norm(q[:, seen], axis=1, keepdims=True)
+            rn = r[:, seen] / np.linalg.norm(r[:, seen], axis=1, keepdims=True)
+            partner = np.argmax(qn.astype(np.float64) @ rn.T, axis=1)
+            scores.append(np.corrcoef(rq[:, j], rr[partner, j])[0, 1])
+    return float(np.mean(scores))
+
+
+def test_heldout_link_agreement_matches_brute_force():
+    from scmodal_jax.runtime.link_smoothing import heldout_link_agreement
+
+    rng = np.random.default_rng(11)
+    raw_left, raw_right = rng.normal(size=(70, 5)), rng.normal(size=(60, 5))
+    left, right = raw_left + 0.3 * rng.normal(size=(70, 5)), raw_right + 0.3 * rng.normal(size=(60, 5))
+    ours = heldout_link_agreement(left, right, raw_left, raw_right)
+    assert ours == pytest.approx(brute_force_agreement(left, right, raw_left, raw_right), abs=1e-5)
+    assert np.isnan(heldout_link_agreement(left[:, :1], right[:, :1], raw_left[:, :1], raw_right[:, :1]))
+    # Every cell matched to one hub: its partners share one value of each held-out link, which agrees with
+    # nothing (0), where a correlation would be undefined.
+    hub_right = np.tile(right[:1], (60, 1))
+    assert heldout_link_agreement(left, hub_right, raw_left, np.tile(raw_right[:1], (60, 1))) == 0.0
+
+
+def clustered(n, clusters, profile, link_noise, graph_knows, seed):
+    """Cells of `clusters` types: links = the type's profile + noise; features carry the type (graph_knows)
+    or are noise unrelated to it."""
+    rng = np.random.default_rng(seed)
+    kind = rng.integers(0, clusters, n)
+    links = profile[kind] + link_noise * rng.normal(size=(n, profile.shape[1]))
+    centres = 4.0 * np.random.default_rng(99).normal(size=(clusters, 40))
+    features = (centres[kind] if graph_knows else 0.0) + rng.normal(size=(n, 40))
+    return features.astype(np.float32), links.astype(np.float32)
+
+
+@pytest.mark.parametrize("graph_knows", [True, False])
+def test_auto_smoothing_is_kept_only_where_each_datasets_graph_knows_the_links(graph_knows):
+    profile = 2.0 * np.random.default_rng(5).normal(size=(6, 8))
+    x0, l0 = clustered(400, 6, profile, 2.5, graph_knows, seed=1)
+    x1, l1 = clustered(380, 6, profile, 2.5, graph_knows, seed=2)
+    details: dict = {}
+    smoothed = smooth_links([x0, x1], [(l0, l1)], 0.7, k=10, seed=0, auto=True, details=details)
+    (weight,) = details["weights"]
+    if graph_knows:  # neighbours are the same type: averaging them removes the link noise
+        assert weight >= 0.5
+        assert details["scores"][0][weight] > details["scores"][0][0.0] + 0.05
+    else:  # neighbours are random cells: averaging mixes the types' profiles, so at most a light touch is kept
+        assert weight <= 0.3
+        assert details["scores"][0][0.7] < details["scores"][0][0.0] - 0.05
+    expected = smooth_links([x0, x1], [(l0, l1)], weight, k=10, seed=0) if weight else [(l0, l1)]
+    np.testing.assert_allclose(smoothed[0][0], expected[0][0], rtol=1e-6)
+
+
+def test_auto_smoothing_of_a_single_link_is_off():
+    x0, l0 = clustered(200, 4, np.ones((4, 1)) * np.arange(4)[:, None], 0.5, True, seed=3)
+    x1, l1 = clustered(210, 4, np.ones((4, 1)) * np.arange(4)[:, None], 0.5, True, seed=4)
+    details: dict = {}
+    out = smooth_links([x0, x1], [(l0, l1)], 0.7, k=5, auto=True, details=details, report=lambda m: None)
+    assert details["weights"] == [0.0] and np.array_equal(out[0][0], l0)

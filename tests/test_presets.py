@@ -17,7 +17,13 @@ ORIGINAL = dict(n_latent=20, hidden=512, disc_hidden=512, batch_size=500, k_anch
                 disc_lr=1e-3, weight_decay=1e-3, lambda_gan=1.0, lambda_ae=10.0, lambda_la=10.0, lambda_anchor=1.0,
                 lambda_geo=10.0, geo_clamp=0.975)  # fmt: skip
 BEYOND_THE_PAPER_OFF = dict(
-    gan_warmup=0, disc_smoothing=0.0, disc_gp=0.0, lambda_refine=0.0, link_smoothing=0.0, link_smoothing_until=0
+    gan_warmup=0,
+    disc_smoothing=0.0,
+    disc_gp=0.0,
+    lambda_refine=0.0,
+    link_smoothing=0.0,
+    link_smoothing_until=0,
+    link_smoothing_auto=False,
 )
 
 

@@ -63,6 +63,7 @@ class ModelConfig:
     refine_agree_k: int = 100
     link_smoothing: float = 0.7
     link_smoothing_k: int = 15
+    link_smoothing_auto: bool = True
     link_smoothing_until: int = 0
     matmul_precision: str = "float32"  # networks' matmuls: float32 | tf32 | bfloat16 (losses stay float32)
 

@@ -151,6 +151,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         write_outputs(model, integration, run_dir)
         # The label-free quality score (no labels needed): there for every run, labelled data or not.
         summary.update({f"quality_{k}": v for k, v in model.fit_report_.get("quality", {}).items()})
+        summary["link_smoothing_weights"] = model.fit_report_.get("link_smoothing", [])  # chosen per dataset pair
         if "chosen_seed" in model.fit_report_:  # train.n_seeds > 1: which member was kept, and every member's score
             summary["chosen_seed"] = model.fit_report_["chosen_seed"]
             summary["members_link_consistency"] = [m["link_consistency"] for m in model.fit_report_["members"]]

@@ -13,7 +13,8 @@ from .nets import INITS, MATMUL_PRECISIONS
 class Hyperparameters:
     """The original scMODAL's networks, loss weights and optimisers, plus two mechanisms beyond the paper that
     won the few-links protocol (issue 15, experiments/few_links/): a discriminator gradient penalty
-    (`disc_gp=1`) and anchors searched on links smoothed over each dataset's neighbours (`link_smoothing=0.7`).
+    (`disc_gp=1`) and anchors searched on links smoothed over each dataset's neighbours (`link_smoothing=0.7` at
+    most, each pair's weight chosen by held-out link agreement: `link_smoothing_auto`).
     `from_preset("paper")` (`SCMODAL(preset="paper")`) switches both off: the paper's training exactly."""
 
     n_latent: int = 20
@@ -48,6 +49,9 @@ class Hyperparameters:
     # weight w of the neighbours' mean, 0 = the raw links (the paper).
     link_smoothing: float = 0.7
     link_smoothing_k: int = 15
+    # Choose each pair's weight in 0, 0.1, ..., link_smoothing by held-out link agreement (label-free), so the
+    # smoothing is kept only where it helps the links find partners; False = link_smoothing as given.
+    link_smoothing_auto: bool = True
     # Step by which that weight has fallen linearly to 0 (coarse anchors early, the raw links late); 0 = constant.
     link_smoothing_until: int = 0
     # The networks' matmuls: "float32" (pinned, the same results on every platform), or "tf32" / "bfloat16"
@@ -82,6 +86,8 @@ class Hyperparameters:
             raise ValueError(f"disc_smoothing must be in [0, 0.5), got {self.disc_smoothing!r}")
         if not isinstance(self.link_smoothing, (int, float)) or not 0.0 <= self.link_smoothing <= 1.0:
             raise ValueError(f"link_smoothing must be in [0, 1], got {self.link_smoothing!r}")
+        if not isinstance(self.link_smoothing_auto, bool):
+            raise ValueError(f"link_smoothing_auto must be True or False, got {self.link_smoothing_auto!r}")
         if self.init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
         if self.matmul_precision not in MATMUL_PRECISIONS:
@@ -115,7 +121,7 @@ PAPER: dict[str, Any] = {
     "disc_weight_decay": 1e-3, "clip_norm": 5.0, "lambda_gan": 1.0, "lambda_ae": 10.0, "lambda_la": 10.0,
     "lambda_anchor": 1.0, "lambda_geo": 10.0, "geo_clamp": 0.975, "gan_warmup": 0, "disc_smoothing": 0.0,
     "disc_gp": 0.0, "lambda_refine": 0.0, "refine_start": 0, "link_smoothing": 0.0,
-    "link_smoothing_until": 0,
+    "link_smoothing_auto": False, "link_smoothing_until": 0,
 }  # fmt: skip
 #: Named starting points: "default" = this package's defaults, "paper" = the original's training.
 PRESETS: dict[str, dict[str, Any]] = {"default": {}, "paper": PAPER}

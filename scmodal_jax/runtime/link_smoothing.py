@@ -23,7 +23,14 @@ import numpy as np
 from .._neighbors import center32, knn
 from .._rows import column_mean_var, iter_dense_blocks
 
-__all__ = ["principal_components", "neighbour_graph", "smooth_over_graph", "smooth_links", "smoothed_then_raw"]
+__all__ = [
+    "principal_components",
+    "neighbour_graph",
+    "smooth_over_graph",
+    "heldout_link_agreement",
+    "smooth_links",
+    "smoothed_then_raw",
+]
 
 log = logging.getLogger("scmodal_jax")
 
@@ -86,6 +93,50 @@ def smooth_over_graph(values: np.ndarray, neighbours: np.ndarray, weight: float)
     return ((1.0 - weight) * values + weight * values[neighbours].mean(axis=1)).astype(np.float32)
 
 
+def heldout_link_agreement(
+    left: np.ndarray,
+    right: np.ndarray,
+    raw_left: np.ndarray,
+    raw_right: np.ndarray,
+    max_cells: int = 4000,
+    seed: int = 0,
+) -> float:
+    """How well matching on the links finds partners that agree on a link it did not see (label-free).
+
+    For each link j, every cell of either side is matched to its most similar cell of the other side (cosine, as
+    the anchor search) on the other links of `left` / `right`; the score is the correlation of the *raw* link j
+    (`raw_left`, `raw_right`) across the matched pairs, averaged over links and both directions. At most
+    `max_cells` cells a side (a seeded subsample). Needs at least two links (NaN otherwise)."""
+    n_links = left.shape[1]
+    if n_links < 2:
+        return float("nan")
+    rng = np.random.default_rng(seed)
+    rows = [
+        np.sort(rng.choice(n, max_cells, replace=False)) if n > max_cells else np.arange(n)
+        for n in (left.shape[0], right.shape[0])
+    ]
+    left, raw_left = np.asarray(left, np.float32)[rows[0]], np.asarray(raw_left, np.float32)[rows[0]]
+    right, raw_right = np.asarray(right, np.float32)[rows[1]], np.asarray(raw_right, np.float32)[rows[1]]
+    scores = []
+    for j in range(n_links):
+        seen = np.arange(n_links) != j
+        for query, ref, raw_query, raw_ref in ((left, right, raw_left, raw_right), (right, left, raw_right, raw_left)):
+            a, b = center32(_unit_rows(query[:, seen]), _unit_rows(ref[:, seen]))
+            partner = knn(a, b, 1, _BLOCK)[1][:, 0]
+            x, y = raw_query[:, j].astype(np.float64), raw_ref[partner, j].astype(np.float64)
+            spread = 1e-6 * max(float(raw_ref[:, j].std()), 1e-12)
+            if x.std() <= 1e-6 * max(float(np.abs(x).max()), 1e-12):
+                continue  # link j is constant on this side: it tells nothing about any matching
+            # partners that all share one value of link j (e.g. one hub matched by everyone) agree with nothing
+            scores.append(float(np.corrcoef(x, y)[0, 1]) if y.std() > spread else 0.0)
+    return float(np.mean(scores)) if scores else float("nan")
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+
+
 def smooth_links(
     sources: Sequence[Any],
     links: Sequence[tuple[np.ndarray, np.ndarray]],
@@ -94,10 +145,19 @@ def smooth_links(
     n_pcs: int = 30,
     seed: int = 0,
     report: Callable[[str], None] | None = None,
+    auto: bool = False,
+    details: dict[str, Any] | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Every pair's (L_i, R_i) smoothed over dataset i's and dataset i+1's own neighbour graphs; each dataset's
-    graph is computed once, however many pairs it is in. `weight` 0 returns the links unchanged."""
+    graph is computed once, however many pairs it is in. `weight` 0 returns the links unchanged.
+
+    `auto`: each pair's weight is chosen among 0, 0.1, ..., `weight` by `heldout_link_agreement` (the smallest
+    of the best; 0 for a pair with a single link), so the smoothing is kept only where it makes the links find
+    partners that agree on the links they were not matched on. `details` (a dict) receives the chosen
+    `weights` and the `scores` of each pair's candidates."""
     if weight == 0.0:
+        if details is not None:
+            details.update(weights=[0.0] * len(links), scores=[])
         return [(np.asarray(a), np.asarray(b)) for a, b in links]
     report = report or log.info
     graphs: dict[int, np.ndarray] = {}
@@ -109,9 +169,34 @@ def smooth_links(
             graphs[i] = neighbour_graph(principal_components(sources[i], n_pcs, seed=seed + i), min(k, n - 1))
         return graphs[i]
 
+    def smoothed(i: int, w: float) -> tuple[np.ndarray, np.ndarray]:
+        left, right = links[i]
+        return smooth_over_graph(left, graph(i), w), smooth_over_graph(right, graph(i + 1), w)
+
+    weights, all_scores = [], []
+    for i, (left, right) in enumerate(links):
+        if not auto:
+            weights.append(weight)
+            continue
+        candidates = [round(float(w), 10) for w in np.arange(0.0, weight + 1e-9, 0.1)]
+        if float(weight) not in candidates:
+            candidates.append(float(weight))
+        if left.shape[1] < 2:
+            weights.append(0.0)
+            all_scores.append({})
+            report(f"link smoothing: pair {i} has a single link, nothing to hold out; weight 0")
+            continue
+        scores = {w: heldout_link_agreement(*smoothed(i, w), left, right, seed=seed) for w in candidates}
+        best = max(scores.values())
+        chosen = min(w for w, v in scores.items() if v == best)
+        weights.append(chosen)
+        all_scores.append(scores)
+        shown = ", ".join(f"{w:g}: {v:.3f}" for w, v in scores.items())
+        report(f"link smoothing: pair {i} weight {chosen:g} (held-out link agreement {shown})")
+    if details is not None:
+        details.update(weights=weights, scores=all_scores)
     return [
-        (smooth_over_graph(left, graph(i), weight), smooth_over_graph(right, graph(i + 1), weight))
-        for i, (left, right) in enumerate(links)
+        smoothed(i, w) if w > 0 else (np.asarray(links[i][0]), np.asarray(links[i][1])) for i, w in enumerate(weights)
     ]
 
 
