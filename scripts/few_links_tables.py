@@ -103,6 +103,14 @@ def target_lines(recs: list[dict[str, Any]]) -> list[str]:
             f"- {d}: mixing {mix:.1f} vs MaxFuse {_fmt(mf_mix, 1)}; "
             f"label transfer {lt:.3f} vs links alone {_fmt(links)}"
         )
+    for d in ("bmmc_cite", "bmmc_cite_cross_batch"):  # no regression: against the paper's training
+        ours, fixed = _default_runs(recs, d), _runs(recs, d, "scmodal", "gp_ls")
+        paper = _mean(_runs(recs, d, "scmodal", "paper"), "label_transfer_accuracy")
+        shown = f"default {_mean(ours, 'label_transfer_accuracy'):.3f}" if ours else "default not run"
+        if not ours and fixed:
+            shown += f" (with the weight fixed at 0.7: {_mean(fixed, 'label_transfer_accuracy'):.3f})"
+        where = "not in these records (bmmc_cite: see ../bmmc_cite/accuracy.md)" if paper is None else f"{paper:.3f}"
+        lines.append(f"- {d} no-regression: {shown} vs the paper's training at {DEFAULT_STEPS} steps {where}")
     cite = _default_runs(recs, "pbmc5k_cite")
     if cite:
         lines.append(
