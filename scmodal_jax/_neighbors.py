@@ -26,6 +26,12 @@ def center32(*arrays: np.ndarray) -> list[np.ndarray]:
     return [np.ascontiguousarray(a - mean, dtype=np.float32) for a in arrays]
 
 
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (all-zero rows stay zero): Euclidean neighbours of these are cosine ones."""
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.where(norms > 0, x / np.maximum(norms, 1e-12), 0.0)
+
+
 def chunk_reference(ref: np.ndarray, chunk: int) -> tuple[jax.Array, jax.Array]:
     """Pad ``ref`` (n, d) to whole chunks; returns (n_chunks, chunk, d) data and (n_chunks, chunk)
     global indices, with -1 marking padding rows."""

@@ -19,18 +19,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .._neighbors import DEFAULT_BLOCK_SIZE, center32, knn
+from .._neighbors import DEFAULT_BLOCK_SIZE, center32, knn, unit_rows
 from ._checks import ArrayLike, check_block_size, check_int, check_latent, check_same_dim
 
 __all__ = ["COLLAPSE_THRESHOLD", "link_consistency", "anchor_contrast", "integration_quality"]
 
 #: `link_consistency` below this flags a run as collapsed (calibrated on pbmc_cytof: experiments/quality/).
 COLLAPSE_THRESHOLD = 0.35
-
-
-def _unit_rows(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return np.where(norms > 0, x / np.maximum(norms, 1e-12), 0.0)
 
 
 def _nearest(query: np.ndarray, ref: np.ndarray, block_size: int) -> np.ndarray:
@@ -40,7 +35,7 @@ def _nearest(query: np.ndarray, ref: np.ndarray, block_size: int) -> np.ndarray:
 
 
 def _one_way(z_from, z_to, links_from, links_to, block_size: int) -> float:
-    unit_from, unit_to = _unit_rows(links_from), _unit_rows(links_to)
+    unit_from, unit_to = unit_rows(links_from), unit_rows(links_to)
     partner = _nearest(z_from, z_to, block_size)
     matched = float(np.mean(np.sum(unit_from * unit_to[partner], axis=1)))
     # The mean cosine over every (from, to) pair is the dot product of the mean unit rows: exact, no sampling.
@@ -105,7 +100,7 @@ def anchor_contrast(
     rng = np.random.default_rng(seed)
     ia, ib = _subsample(za.shape[0], max_cells, rng), _subsample(zb.shape[0], max_cells, rng)
     za, zb, la, lb = za[ia].astype(np.float64), zb[ib].astype(np.float64), la[ia], lb[ib]
-    sim = _unit_rows(la.astype(np.float64)) @ _unit_rows(lb.astype(np.float64)).T
+    sim = unit_rows(la.astype(np.float64)) @ unit_rows(lb.astype(np.float64)).T
     valid = (np.linalg.norm(la, axis=1) > 0)[:, None] & (np.linalg.norm(lb, axis=1) > 0)[None, :]
     k_row, k_col = min(k, sim.shape[1]), min(k, sim.shape[0])
     # Ties go to the lower index, as in the training's MNN search.

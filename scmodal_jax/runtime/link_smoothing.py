@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .._neighbors import center32, knn
+from .._neighbors import center32, knn, unit_rows
 from .._rows import column_mean_var, iter_dense_blocks
 
 __all__ = [
@@ -121,7 +121,7 @@ def heldout_link_agreement(
     for j in range(n_links):
         seen = np.arange(n_links) != j
         for query, ref, raw_query, raw_ref in ((left, right, raw_left, raw_right), (right, left, raw_right, raw_left)):
-            a, b = center32(_unit_rows(query[:, seen]), _unit_rows(ref[:, seen]))
+            a, b = center32(unit_rows(query[:, seen]), unit_rows(ref[:, seen]))
             partner = knn(a, b, 1, _BLOCK)[1][:, 0]
             x, y = raw_query[:, j].astype(np.float64), raw_ref[partner, j].astype(np.float64)
             spread = 1e-6 * max(float(raw_ref[:, j].std()), 1e-12)
@@ -130,11 +130,6 @@ def heldout_link_agreement(
             # partners that all share one value of link j (e.g. one hub matched by everyone) agree with nothing
             scores.append(float(np.corrcoef(x, y)[0, 1]) if y.std() > spread else 0.0)
     return float(np.mean(scores)) if scores else float("nan")
-
-
-def _unit_rows(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
 
 
 def smooth_links(
