@@ -60,12 +60,18 @@ _PAPER_VARIANTS: dict[str, dict[str, Any]] = {
     "gp_lsd": {"disc_gp": 1.0, "link_smoothing": 0.7, "link_smoothing_until": 0.5},
     "gp_lsa": {"disc_gp": 1.0, "link_smoothing": 0.7, "link_smoothing_auto": True},
     "gp01": {"disc_gp": 0.1},
+    "gpb": {"disc_gp": 1.0, "disc_gp_below": 0.4},
+    "gpb75": {"disc_gp": 1.0, "disc_gp_below": 0.75},
+    "gpf20": {"disc_gp": 1.0, "disc_gp_until": 0.2},
+    "gpf50": {"disc_gp": 1.0, "disc_gp_until": 0.5},
+    "lsa": {"link_smoothing": 0.7, "link_smoothing_auto": True},
+    "gpb_lsa": {"disc_gp": 1.0, "disc_gp_below": 0.4, "link_smoothing": 0.7, "link_smoothing_auto": True},
 }
 VARIANTS: dict[str, dict[str, Any]] = {
     "full": {},
     **{name: {"preset": "paper", **settings} for name, settings in _PAPER_VARIANTS.items()},
 }
-STEP_FRACTIONS = ("gan_warmup", "refine_start", "link_smoothing_until")
+STEP_FRACTIONS = ("gan_warmup", "refine_start", "link_smoothing_until", "disc_gp_until")
 VARIANT_LABELS = {
     "full": "scMODAL (default)",
     "paper": "scMODAL, the paper's training (preset=paper)",
@@ -87,6 +93,12 @@ VARIANT_LABELS = {
     "gp_ls3": "gradient penalty (disc_gp=1) + smoothed links (0.3)",
     "gp_lsa": "gradient penalty (disc_gp=1) + smoothed links, weight <= 0.7 chosen by held-out link agreement",
     "gp01": "discriminator gradient penalty (disc_gp=0.1)",
+    "gpb": "gradient penalty (disc_gp=1) only while a pair's D loss < 0.4 x equilibrium",
+    "gpb75": "gradient penalty (disc_gp=1) only while a pair's D loss < 0.75 x equilibrium",
+    "gpf20": "gradient penalty (disc_gp=1) fading to 0 by 20% of the steps",
+    "gpf50": "gradient penalty (disc_gp=1) fading to 0 by 50% of the steps",
+    "lsa": "smoothed links, weight <= 0.7 chosen by held-out link agreement (no penalty)",
+    "gpb_lsa": "gradient penalty engaged below 0.4 x D equilibrium + smoothed links, weight chosen by agreement",
     "gp_lsd": "gradient penalty (disc_gp=1) + smoothed links (0.7) fading to the raw ones by 50% of the steps",
 }
 

@@ -113,6 +113,15 @@ def test_gradient_penalty_matches_hand_written_backward(rng):
     assert np.abs(ref.mlp(layers, z)).max() > 3.0  # the clamp case is exercised
 
 
+def test_penalty_engagement_is_a_clipped_ramp_below_the_threshold():
+    equilibrium = 2.0 * np.log(2.0)
+    pair_loss = np.array([0.0, 0.1, 0.5 * 0.4 * equilibrium, 0.4 * equilibrium, 1.0, 5.0], np.float32)
+    got = np.asarray(losses.penalty_engagement(jnp.asarray(pair_loss), 0.4))
+    want = np.clip(1.0 - pair_loss / (0.4 * equilibrium), 0.0, 1.0)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(got[[0, 2, 3, 5]], [1.0, 0.5, 0.0, 0.0], atol=1e-6)
+
+
 def test_refined_pairs_match_brute_force(rng):
     imp_r, x_r = rng.normal(size=(20, 6)), rng.normal(size=(25, 6))
     x_l, imp_l = rng.normal(size=(20, 8)), rng.normal(size=(25, 8))

@@ -179,6 +179,72 @@ def test_discriminator_smoothing_and_gradient_penalty_in_the_step_match_numpy():
     assert want_gp > 0
 
 
+def test_penalty_engaged_below_a_fraction_of_equilibrium_matches_numpy():
+    # Three datasets, two discriminators: each pair's penalty scaled by its own loss against r x 2 log 2.
+    rng = np.random.default_rng(6)
+    data = _data(rng)
+    for below in (2.0, 0.5):
+        hp = dataclasses.replace(HP, d_steps=1, disc_gp=0.5, disc_gp_below=below)
+        nets, state = init_state(hp, [x.shape[1] for x in data[0]])
+        xs, _, _ = _batch(state, data, hp)
+        gen = nnx.to_pure_dict(state["gen"])
+        disc = nnx.to_pure_dict(state["disc"])
+        zs = [ref.mlp(_layers(gen["encoders"][i]), np.asarray(xs[i])) for i in range(3)]
+        want_gp = 0.0
+        for p in range(2):
+            dis = _layers(disc["nets"][p])
+            pair_loss = ref.disc_loss(
+                ref.mlp(dis, zs[p], hp.logit_clamp)[:, 0], ref.mlp(dis, zs[p + 1], hp.logit_clamp)[:, 0]
+            )
+            scale = min(max(1.0 - pair_loss / (below * 2.0 * np.log(2.0)), 0.0), 1.0)
+            want_gp += scale * sum(ref.gradient_penalty(dis, zs[q], hp.logit_clamp) for q in (p, p + 1))
+        _, metrics = train_step(nets, jax.tree_util.tree_map(jnp.array, state), data)
+        np.testing.assert_allclose(float(metrics["loss_gp"]), want_gp, rtol=2e-4, atol=1e-7, err_msg=f"r={below}")
+        # At init both discriminators sit near equilibrium (~1.39): r = 2 engages about half, r = 0.5 none.
+        assert (want_gp > 0) == (below == 2.0)
+
+
+def test_engaged_penalty_updates_like_a_constant_penalty_at_its_scale():
+    # The scale is a constant in the gradient: one D update with it equals one with disc_gp x scale fixed.
+    rng = np.random.default_rng(7)
+    data = _data(rng, sizes=((40, 7), (30, 5)))
+    hp = dataclasses.replace(HP, d_steps=1, disc_gp=2.0, disc_gp_below=2.5)
+    nets, state = init_state(hp, [7, 5])
+    _, first = train_step(nets, jax.tree_util.tree_map(jnp.array, state), data)
+    scale = float(losses.penalty_engagement(first["loss_d"], 2.5))
+    assert 0.2 < scale < 0.8
+    fixed = dataclasses.replace(hp, disc_gp=2.0 * scale, disc_gp_below=0.0)
+    nets_fixed, state_fixed = init_state(fixed, [7, 5])
+    got, _ = train_step(nets, jax.tree_util.tree_map(jnp.array, state), data)
+    want, _ = train_step(nets_fixed, state_fixed, data)
+    for a, b in zip(jax.tree_util.tree_leaves(got["disc"]), jax.tree_util.tree_leaves(want["disc"]), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-7)
+
+
+def test_penalty_fades_linearly_to_nothing_by_disc_gp_until():
+    rng = np.random.default_rng(8)
+    data = _data(rng, sizes=((40, 7), (30, 5)))
+    hp = dataclasses.replace(HP, d_steps=1, disc_gp=2.0, disc_gp_until=4)
+    for step, scale in ((0, 1.0), (3, 0.25), (4, 0.0), (9, 0.0)):
+        got = {}
+        for name, settings in (
+            ("fading", hp),
+            ("fixed", dataclasses.replace(hp, disc_gp=2.0 * scale, disc_gp_until=0)),
+        ):
+            nets, state = init_state(settings, [7, 5])
+            state = {**state, "step": jnp.asarray(step, jnp.int32)}
+            got[name] = train_step(nets, state, data)
+        constant = dataclasses.replace(hp, disc_gp_until=0)
+        nets, state = init_state(constant, [7, 5])
+        _, full = train_step(nets, {**state, "step": jnp.asarray(step, jnp.int32)}, data)
+        np.testing.assert_allclose(float(got["fading"][1]["loss_gp"]), scale * float(full["loss_gp"]), rtol=1e-5)
+        leaves = zip(jax.tree_util.tree_leaves(got["fading"][0]["disc"]),
+                     jax.tree_util.tree_leaves(got["fixed"][0]["disc"]), strict=True)  # fmt: skip
+        for a, b in leaves:
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-7, err_msg=f"step {step}")
+    assert float(full["loss_gp"]) > 0
+
+
 def test_paper_settings_reproduce_the_ported_losses():
     # Losses of 3 steps at the paper's settings, as computed by the implementation before any mechanism beyond
     # the paper existed (commit 9ca82f3, this machine); the new switches at their defaults must not move them.

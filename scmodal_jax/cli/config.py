@@ -58,6 +58,8 @@ class ModelConfig:
     gan_warmup: int = 0
     disc_smoothing: float = 0.0
     disc_gp: float = 1.0
+    disc_gp_below: float = 0.0
+    disc_gp_until: int = 0
     lambda_refine: float = 0.0
     refine_start: int = 0
     refine_agree_k: int = 100

@@ -42,6 +42,10 @@ class Hyperparameters:
     gan_warmup: int = 0  # steps over which the generator's GAN weight ramps linearly from 0 to lambda_gan
     disc_smoothing: float = 0.0  # two-sided label smoothing of the discriminators' targets
     disc_gp: float = 1.0  # weight of the discriminators' zero-centred input-gradient penalty
+    # > 0: a pair's penalty acts only while its discriminator loss is below this fraction of the two-class
+    # equilibrium (2 log 2), scaled up linearly to disc_gp at loss 0; 0 = the penalty always at disc_gp.
+    disc_gp_below: float = 0.0
+    disc_gp_until: int = 0  # step by which the penalty has faded linearly to 0; 0 = constant
     lambda_refine: float = 0.0  # weight of the refined anchors (pairs found on all features, see losses)
     refine_start: int = 0  # step from which the refined anchors count
     refine_agree_k: int = 100  # neighbourhood on the linked features that a refined pair must agree with
@@ -69,14 +73,14 @@ class Hyperparameters:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("steps", "d_steps", "gan_warmup", "refine_start", "link_smoothing_until"):
+        for name in ("steps", "d_steps", "gan_warmup", "refine_start", "link_smoothing_until", "disc_gp_until"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
         non_negative = (
             "init_std", "lr", "disc_lr", "weight_decay", "disc_weight_decay", "clip_norm",
             "lambda_gan", "lambda_ae", "lambda_la", "lambda_anchor", "lambda_geo", "logit_clamp", "disc_gp",
-            "lambda_refine",
+            "disc_gp_below", "lambda_refine",
         )  # fmt: skip
         for name in non_negative:
             value = getattr(self, name)
@@ -120,8 +124,8 @@ PAPER: dict[str, Any] = {
     "batch_size": 500, "k_anchor": 30, "d_steps": 5, "lr": 1e-3, "disc_lr": 1e-3, "weight_decay": 1e-3,
     "disc_weight_decay": 1e-3, "clip_norm": 5.0, "lambda_gan": 1.0, "lambda_ae": 10.0, "lambda_la": 10.0,
     "lambda_anchor": 1.0, "lambda_geo": 10.0, "geo_clamp": 0.975, "gan_warmup": 0, "disc_smoothing": 0.0,
-    "disc_gp": 0.0, "lambda_refine": 0.0, "refine_start": 0, "link_smoothing": 0.0,
-    "link_smoothing_auto": False, "link_smoothing_until": 0,
+    "disc_gp": 0.0, "disc_gp_below": 0.0, "disc_gp_until": 0, "lambda_refine": 0.0, "refine_start": 0,
+    "link_smoothing": 0.0, "link_smoothing_auto": False, "link_smoothing_until": 0,
 }  # fmt: skip
 #: Named starting points: "default" = this package's defaults, "paper" = the original's training.
 PRESETS: dict[str, dict[str, Any]] = {"default": {}, "paper": PAPER}

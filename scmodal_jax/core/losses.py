@@ -5,6 +5,8 @@ Every function here has a plain-numpy twin in tests/reference.py that it is test
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 from jax import lax
@@ -97,6 +99,17 @@ def gradient_penalty(logits_fn, z: jax.Array) -> jax.Array:
     """
     grads = jax.grad(lambda x: jnp.sum(logits_fn(x)))(z)
     return jnp.mean(jnp.sum(grads * grads, axis=1))
+
+
+#: A discriminator's loss (one pair, both sides) when it cannot tell the datasets apart: 2 log 2.
+DISC_EQUILIBRIUM = 2.0 * math.log(2.0)
+
+
+def penalty_engagement(pair_loss: jax.Array, below: float) -> jax.Array:
+    """Scale in [0, 1] of a pair's gradient penalty: 0 while its discriminator loss is at least `below` x the
+    equilibrium, rising linearly to 1 as the loss falls to 0 (the discriminator separates the pair perfectly)."""
+    threshold = below * DISC_EQUILIBRIUM
+    return jnp.clip(1.0 - pair_loss / threshold, 0.0, 1.0)
 
 
 def refined_pairs(

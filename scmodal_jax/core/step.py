@@ -134,11 +134,31 @@ def _disc_loss(discs: Discriminators, zs: Sequence[jax.Array], smoothing: float 
     return sum(losses.discriminator_loss(discs(zs[p], p), discs(zs[p + 1], p), smoothing) for p in range(len(zs) - 1))
 
 
-def _disc_penalty(discs: Discriminators, zs: Sequence[jax.Array]) -> jax.Array:
-    """Each discriminator's input-gradient penalty on both of its datasets' latents."""
-    return sum(
-        losses.gradient_penalty(lambda z, p=p: discs(z, p), zs[q]) for p in range(len(zs) - 1) for q in (p, p + 1)
-    )
+def _pair_penalty(discs: Discriminators, zs: Sequence[jax.Array], p: int) -> jax.Array:
+    """Discriminator p's input-gradient penalty on both of its datasets' latents."""
+    return sum(losses.gradient_penalty(lambda z: discs(z, p), zs[q]) for q in (p, p + 1))
+
+
+def _disc_objective_terms(discs: Discriminators, zs: Sequence[jax.Array], hp: Hyperparameters, step=0):
+    """(loss_d, penalty), each summed over the dataset pairs; the penalty already carries its scale.
+
+    With `disc_gp_below` = r > 0 a pair's penalty is scaled by `losses.penalty_engagement` of that pair's own
+    loss (held constant in the gradient): off while the discriminator is no better than r x the two-class
+    equilibrium, full once it separates the pair perfectly (a controller on an early discriminator win).
+    With `disc_gp_until` > 0 every penalty also fades linearly from full at step 0 to nothing at that step.
+    """
+    loss_d = jnp.zeros((), jnp.float32)
+    penalty = jnp.zeros((), jnp.float32)
+    fade = 1.0 if hp.disc_gp_until <= 0 else 1.0 - _ramp(jnp.asarray(step), 0, hp.disc_gp_until)
+    for p in range(len(zs) - 1):
+        pair_loss = losses.discriminator_loss(discs(zs[p], p), discs(zs[p + 1], p), hp.disc_smoothing)
+        loss_d = loss_d + pair_loss
+        if hp.disc_gp > 0:
+            scale = fade
+            if hp.disc_gp_below > 0:
+                scale = scale * losses.penalty_engagement(lax.stop_gradient(pair_loss), hp.disc_gp_below)
+            penalty = penalty + scale * _pair_penalty(discs, zs, p)
+    return loss_d, penalty
 
 
 def _ramp(step: jax.Array, start: int, length: int) -> jax.Array:
@@ -257,8 +277,7 @@ def update_step(
 
     def disc_objective(disc_params):
         discs = nnx.merge(nets.disc_graph, disc_params)
-        loss_d = _disc_loss(discs, zs_fixed, hp.disc_smoothing)
-        penalty = _disc_penalty(discs, zs_fixed) if hp.disc_gp > 0 else jnp.zeros((), jnp.float32)
+        loss_d, penalty = _disc_objective_terms(discs, zs_fixed, hp, state["step"])
         return loss_d + hp.disc_gp * penalty, (loss_d, penalty)
 
     def disc_update(_, carry):
