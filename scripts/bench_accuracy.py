@@ -65,6 +65,7 @@ _PAPER_VARIANTS: dict[str, dict[str, Any]] = {
     "gpf20": {"disc_gp": 1.0, "disc_gp_until": 0.2},
     "gpf50": {"disc_gp": 1.0, "disc_gp_until": 0.5},
     "lsa": {"link_smoothing": 0.7, "link_smoothing_auto": True},
+    "a5_lsa": {"lambda_anchor": 5.0, "link_smoothing": 0.7, "link_smoothing_auto": True},
     "gpb_lsa": {"disc_gp": 1.0, "disc_gp_below": 0.4, "link_smoothing": 0.7, "link_smoothing_auto": True},
 }
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -98,6 +99,7 @@ VARIANT_LABELS = {
     "gpf20": "gradient penalty (disc_gp=1) fading to 0 by 20% of the steps",
     "gpf50": "gradient penalty (disc_gp=1) fading to 0 by 50% of the steps",
     "lsa": "smoothed links, weight <= 0.7 chosen by held-out link agreement (no penalty)",
+    "a5_lsa": "stronger anchor (lambda_anchor=5) + smoothed links, weight chosen by agreement (no penalty)",
     "gpb_lsa": "gradient penalty engaged below 0.4 x D equilibrium + smoothed links, weight chosen by agreement",
     "gp_lsd": "gradient penalty (disc_gp=1) + smoothed links (0.7) fading to the raw ones by 50% of the steps",
 }
@@ -168,7 +170,10 @@ def build_protocol(name: str, data_dir: str):
 
     if name.startswith("pbmc5k_small_panel_p"):
         rna, protein = pbmc5k_cite(data_dir)
-        panel = small_panel_proteins(int(name.rsplit("_p", 1)[1]), list(protein.var_names))
+        draw, _, n_cells = name.removeprefix("pbmc5k_small_panel_p").partition("_n")
+        if n_cells:  # a size probe: the same n random paired cells on both sides (the BMMC starter's scale)
+            rna, protein = paired_subsample(rna, protein, int(n_cells))
+        panel = small_panel_proteins(int(draw), list(protein.var_names))
         prep = prepare_rna_protein(rna, protein[:, panel].copy(), n_hvg=3000, label_key="cell_type")
         prep.info["panel"] = panel
         return Integration(prep, True, ["rna", "protein"])
@@ -180,6 +185,15 @@ def build_protocol(name: str, data_dir: str):
         prep = prepare_rna_protein(rna, protein, n_hvg=n_hvg, label_key="cell_type")
         return Integration(prep, False, ["rna", "protein"])
     return None
+
+
+def paired_subsample(rna: Any, protein: Any, n_cells: int) -> tuple[Any, Any]:
+    """`n_cells` cells drawn without replacement (seed 0) from those both modalities hold, in the file's order."""
+    common = rna.obs_names.intersection(protein.obs_names)
+    if not 0 < n_cells <= len(common):
+        raise ValueError(f"cannot draw {n_cells} paired cells from {len(common)}")
+    keep = common[np.sort(np.random.default_rng(0).choice(len(common), n_cells, replace=False))]
+    return rna[keep].copy(), protein[keep].copy()
 
 
 def build_integration(name: str, data_dir: str):

@@ -163,3 +163,22 @@ def test_run_one_ensemble_records_the_members_and_keeps_the_best_scored(tmp_path
     # the record's own quality (scored on the kept latents) is the kept member's
     assert rec["quality_link_consistency"] == pytest.approx(best["link_consistency"], abs=1e-6)
     json.loads(json.dumps(rec))  # the cache line is plain JSON
+
+
+def test_paired_subsample_keeps_the_same_cells_on_both_sides():
+    import anndata as ad
+
+    rng = np.random.default_rng(0)
+    names = [f"c{i}" for i in range(30)]
+    rna = ad.AnnData(rng.normal(size=(30, 4)).astype(np.float32))
+    rna.obs_names = names
+    protein = ad.AnnData(rng.normal(size=(25, 3)).astype(np.float32))
+    protein.obs_names = names[5:]  # 25 cells in common, in a shifted order of rows
+    sub_rna, sub_protein = ba.paired_subsample(rna, protein, 10)
+    assert list(sub_rna.obs_names) == list(sub_protein.obs_names)
+    assert len(set(sub_rna.obs_names)) == 10 and set(sub_rna.obs_names) <= set(names[5:])
+    np.testing.assert_array_equal(sub_protein.X, protein[sub_rna.obs_names].X)
+    again, _ = ba.paired_subsample(rna, protein, 10)
+    assert list(again.obs_names) == list(sub_rna.obs_names)  # seeded
+    with pytest.raises(ValueError, match="cannot draw 26 paired cells from 25"):
+        ba.paired_subsample(rna, protein, 26)
