@@ -58,7 +58,7 @@ def _mean(runs: list[dict[str, Any]], metric: str) -> float | None:
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
-    return "not run" if value is None else f"{value:.{digits}f}"
+    return "not in these records" if value is None else f"{value:.{digits}f}"
 
 
 def target_lines(recs: list[dict[str, Any]]) -> list[str]:
