@@ -66,7 +66,6 @@ _PAPER_VARIANTS: dict[str, dict[str, Any]] = {
     "gpf50": {"disc_gp": 1.0, "disc_gp_until": 0.5},
     "lsa": {"link_smoothing": 0.7, "link_smoothing_auto": True},
     "a5_lsa": {"lambda_anchor": 5.0, "link_smoothing": 0.7, "link_smoothing_auto": True},
-    "gpb_lsa": {"disc_gp": 1.0, "disc_gp_below": 0.4, "link_smoothing": 0.7, "link_smoothing_auto": True},
 }
 VARIANTS: dict[str, dict[str, Any]] = {
     "full": {},
@@ -100,7 +99,6 @@ VARIANT_LABELS = {
     "gpf50": "gradient penalty (disc_gp=1) fading to 0 by 50% of the steps",
     "lsa": "smoothed links, weight <= 0.7 chosen by held-out link agreement (no penalty)",
     "a5_lsa": "stronger anchor (lambda_anchor=5) + smoothed links, weight chosen by agreement (no penalty)",
-    "gpb_lsa": "gradient penalty engaged below 0.4 x D equilibrium + smoothed links, weight chosen by agreement",
     "gp_lsd": "gradient penalty (disc_gp=1) + smoothed links (0.7) fading to the raw ones by 50% of the steps",
 }
 

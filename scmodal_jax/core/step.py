@@ -130,8 +130,12 @@ def _sample_batch(key: jax.Array, data: Data, batch_size: int) -> Batch:
     return gather_batch(data, idx)
 
 
+def _pair_disc_loss(discs: Discriminators, zs: Sequence[jax.Array], p: int, smoothing: float = 0.0) -> jax.Array:
+    return losses.discriminator_loss(discs(zs[p], p), discs(zs[p + 1], p), smoothing)
+
+
 def _disc_loss(discs: Discriminators, zs: Sequence[jax.Array], smoothing: float = 0.0) -> jax.Array:
-    return sum(losses.discriminator_loss(discs(zs[p], p), discs(zs[p + 1], p), smoothing) for p in range(len(zs) - 1))
+    return sum(_pair_disc_loss(discs, zs, p, smoothing) for p in range(len(zs) - 1))
 
 
 def _pair_penalty(discs: Discriminators, zs: Sequence[jax.Array], p: int) -> jax.Array:
@@ -149,9 +153,9 @@ def _disc_objective_terms(discs: Discriminators, zs: Sequence[jax.Array], hp: Hy
     """
     loss_d = jnp.zeros((), jnp.float32)
     penalty = jnp.zeros((), jnp.float32)
-    fade = 1.0 if hp.disc_gp_until <= 0 else 1.0 - _ramp(jnp.asarray(step), 0, hp.disc_gp_until)
+    fade = 1.0 if hp.disc_gp_until <= 0 else _fade(step, hp.disc_gp_until)
     for p in range(len(zs) - 1):
-        pair_loss = losses.discriminator_loss(discs(zs[p], p), discs(zs[p + 1], p), hp.disc_smoothing)
+        pair_loss = _pair_disc_loss(discs, zs, p, hp.disc_smoothing)
         loss_d = loss_d + pair_loss
         if hp.disc_gp > 0:
             scale = fade
@@ -168,6 +172,11 @@ def _ramp(step: jax.Array, start: int, length: int) -> jax.Array:
     return jnp.clip((step - start).astype(jnp.float32) / length, 0.0, 1.0)
 
 
+def _fade(step: jax.Array, until: int) -> jax.Array:
+    """1 at step 0, falling linearly to 0 at `until` (and 0 after)."""
+    return 1.0 - _ramp(jnp.asarray(step), 0, until)
+
+
 def anchor_link_rows(link_rows, step: jax.Array, hp: Hyperparameters):
     """The link rows the anchors are searched on at `step`.
 
@@ -177,7 +186,7 @@ def anchor_link_rows(link_rows, step: jax.Array, hp: Hyperparameters):
     """
     if hp.link_smoothing_until <= 0 or hp.link_smoothing == 0:
         return link_rows
-    keep = 1.0 - _ramp(jnp.asarray(step), 0, hp.link_smoothing_until)
+    keep = _fade(step, hp.link_smoothing_until)
 
     def mix(block: jax.Array) -> jax.Array:
         width = block.shape[-1] // 2
