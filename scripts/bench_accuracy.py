@@ -224,6 +224,8 @@ def latents_for(method: str, variant: str, integ: Any, seed: int, steps: int) ->
         hyperparameters = variant_hyperparameters(variant, steps)
         model = SCMODAL(steps=steps, seed=seed, progress=True, **hyperparameters).fit(prepared)
         extra: dict[str, Any] = {"hyperparameters": hyperparameters}
+        # the smoothing weight each pair trained with (chosen per seed when link_smoothing_auto)
+        extra["link_smoothing_weights"] = [float(w) for w in model.fit_report_.get("link_smoothing", [])]
         if "chosen_seed" in model.fit_report_:  # n_seeds > 1: which member the label-free score kept, and why
             extra["chosen_seed"] = model.fit_report_["chosen_seed"]
             extra["members"] = [{k: _plain(v) for k, v in m.items()} for m in model.fit_report_["members"]]

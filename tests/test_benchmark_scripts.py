@@ -162,6 +162,7 @@ def test_run_one_ensemble_records_the_members_and_keeps_the_best_scored(tmp_path
     assert rec["chosen_seed"] == best["seed"]
     # the record's own quality (scored on the kept latents) is the kept member's
     assert rec["quality_link_consistency"] == pytest.approx(best["link_consistency"], abs=1e-6)
+    assert rec["link_smoothing_weights"] == [0.0]  # the paper's training: no smoothing
     json.loads(json.dumps(rec))  # the cache line is plain JSON
 
 

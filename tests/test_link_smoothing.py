@@ -196,6 +196,29 @@ def test_heldout_link_agreement_matches_brute_force():
     assert heldout_link_agreement(left, hub_right, raw_left, np.tile(raw_right[:1], (60, 1))) == 0.0
 
 
+def test_heldout_partners_match_numpy_argmax_with_ties_and_empty_rows():
+    """Both directions of every held-out link against numpy's argmax of the cosine (first index among ties);
+    a row with nothing on the other links has cosine 0 with every row."""
+    from scmodal_jax.runtime.link_smoothing import _heldout_partners
+
+    rng = np.random.default_rng(3)
+    left, right = rng.normal(size=(40, 4)).astype(np.float32), rng.normal(size=(30, 4)).astype(np.float32)
+    right[7] = right[3]  # a tie: every left row prefers 3 over 7 (ties go to the lower index)
+    left[5] = [2.0, 0.0, 0.0, 0.0]  # nothing but link 0: with link 0 held out, cosine 0 everywhere
+    of_left, of_right = (np.asarray(p) for p in _heldout_partners(left, right))
+    assert of_left.shape == (4, 40) and of_right.shape == (4, 30)
+    for j in range(4):
+        seen = np.arange(4) != j
+        a, b = left[:, seen].astype(np.float64), right[:, seen].astype(np.float64)
+        a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+        b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+        cos = a @ b.T
+        np.testing.assert_array_equal(of_left[j], np.argmax(cos, axis=1))
+        np.testing.assert_array_equal(of_right[j], np.argmax(cos, axis=0))
+    assert 3 in of_left and 7 not in of_left  # rows tied with 3 go to 3
+    assert of_left[0, 5] == 0  # the empty row: all cosines 0, the first index
+
+
 def clustered(n, clusters, profile, link_noise, graph_knows, seed):
     """Cells of `clusters` types: links = the type's profile + noise; features carry the type (graph_knows)
     or are noise unrelated to it."""

@@ -18,9 +18,11 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
-from .._neighbors import center32, knn, unit_rows
+from .._neighbors import center32, knn
 from .._rows import column_mean_var, iter_dense_blocks
 
 __all__ = [
@@ -93,6 +95,35 @@ def smooth_over_graph(values: np.ndarray, neighbours: np.ndarray, weight: float)
     return ((1.0 - weight) * values + weight * values[neighbours].mean(axis=1)).astype(np.float32)
 
 
+def _first_max(x: jax.Array, axis: int) -> jax.Array:
+    """argmax along `axis`, ties to the lower index; a max and a min pass, which XLA on CPU vectorises (its
+    argmax, one two-operand reduction, runs several times slower here)."""
+    top = jnp.max(x, axis=axis, keepdims=True)
+    position = jax.lax.broadcasted_iota(jnp.int32, x.shape, axis)
+    return jnp.min(jnp.where(x == top, position, x.shape[axis]), axis=axis)
+
+
+@jax.jit
+def _heldout_partners(left: jax.Array, right: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """For each link j: every left row's most cosine-similar right row, and every right row's most similar left
+    row, on all links but j. Returns two index arrays, (L, n_left) and (L, n_right); ties go to the lower index.
+
+    One (n_left x n_right) similarity matrix per held-out link serves both directions; links are taken one at
+    a time (`lax.map`), so at most one such matrix is alive. A row with no signal on the other links has
+    cosine 0 with every row."""
+    n_links = left.shape[1]
+
+    def unit(x: jax.Array) -> jax.Array:
+        return x / jnp.maximum(jnp.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+    def one(j: jax.Array) -> tuple[jax.Array, jax.Array]:
+        seen = (jnp.arange(n_links) != j).astype(left.dtype)
+        cos = jnp.matmul(unit(left * seen), unit(right * seen).T, precision=jax.lax.Precision.HIGHEST)
+        return _first_max(cos, 1), _first_max(cos, 0)
+
+    return jax.lax.map(one, jnp.arange(n_links))
+
+
 def heldout_link_agreement(
     left: np.ndarray,
     right: np.ndarray,
@@ -106,7 +137,8 @@ def heldout_link_agreement(
     For each link j, every cell of either side is matched to its most similar cell of the other side (cosine, as
     the anchor search) on the other links of `left` / `right`; the score is the correlation of the *raw* link j
     (`raw_left`, `raw_right`) across the matched pairs, averaged over links and both directions. At most
-    `max_cells` cells a side (a seeded subsample). Needs at least two links (NaN otherwise)."""
+    `max_cells` cells a side (a seeded subsample; memory max_cells^2 floats). Needs at least two links (NaN
+    otherwise)."""
     n_links = left.shape[1]
     if n_links < 2:
         return float("nan")
@@ -117,12 +149,11 @@ def heldout_link_agreement(
     ]
     left, raw_left = np.asarray(left, np.float32)[rows[0]], np.asarray(raw_left, np.float32)[rows[0]]
     right, raw_right = np.asarray(right, np.float32)[rows[1]], np.asarray(raw_right, np.float32)[rows[1]]
+    partners_of_left, partners_of_right = (np.asarray(p) for p in _heldout_partners(left, right))
     scores = []
     for j in range(n_links):
-        seen = np.arange(n_links) != j
-        for query, ref, raw_query, raw_ref in ((left, right, raw_left, raw_right), (right, left, raw_right, raw_left)):
-            a, b = center32(unit_rows(query[:, seen]), unit_rows(ref[:, seen]))
-            partner = knn(a, b, 1, _BLOCK)[1][:, 0]
+        for raw_query, raw_ref, partner in ((raw_left, raw_right, partners_of_left[j]),
+                                            (raw_right, raw_left, partners_of_right[j])):  # fmt: skip
             x, y = raw_query[:, j].astype(np.float64), raw_ref[partner, j].astype(np.float64)
             spread = 1e-6 * max(float(raw_ref[:, j].std()), 1e-12)
             if x.std() <= 1e-6 * max(float(np.abs(x).max()), 1e-12):
