@@ -1,11 +1,23 @@
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("WANDB_MODE", "disabled")
+# One XLA compilation cache for the whole test run, shared by the xdist workers and by every process they start
+# (CLI runs, launchers, installed-wheel runs): many tests compile the same small programs in fresh processes.
+# The first process (the xdist controller) makes it; the workers and subprocesses inherit the variable. It is new
+# for each run and removed at its end, so a run never reuses programs compiled by an earlier one.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _cache = tempfile.mkdtemp(prefix="scmodal_jax_test_xla_cache_")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    atexit.register(shutil.rmtree, _cache, ignore_errors=True)
 sys.path.insert(0, str(Path(__file__).parent))  # the numpy reference implementations
 
 DATA_DIR = Path(os.environ.get("SCMODAL_DATA_DIR") or Path(__file__).resolve().parents[1].parent / "shared" / "data")

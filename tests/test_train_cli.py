@@ -170,7 +170,8 @@ SHARED_EXPERIMENTS = {
 def test_shared_data_experiments_run_end_to_end(name, tmp_path):
     for f in SHARED_EXPERIMENTS[name]:
         shared_file(f)
-    tiny = [o for o in FAST if not o.startswith("data.synthetic")]
+    # a fixed smoothing weight: the automatic choice (tests/test_link_smoothing.py) costs more than the 20 steps
+    tiny = [o for o in FAST if not o.startswith("data.synthetic")] + ["model.link_smoothing_auto=false"]
     summary = run(_compose([f"+experiment={name}", *tiny, "eval.umap=false", "logger=none"]), tmp_path)
     assert summary["final_step"] == 20
     integrated = ad.read_h5ad(tmp_path / "integrated.h5ad")
