@@ -29,18 +29,26 @@ ORDER = [
 SMALL_PANELS = ORDER[:3]
 # Runs of the package default: "gp_lsa" (disc_gp=1, smoothing weight <= 0.7 chosen by held-out link agreement)
 # or "full" (the default, run as such). "gp_ls" (the weight fixed at 0.7, the default before the choice was added)
-# is the default exactly where the choice picks 0.7 (`link_smoothing_auto`; measured with seed 1234's graphs:
-# pbmc5k_cite, pbmc5k_small_panel_p2, pbmc_cytof 0.7; p0, p1 0.6; bmmc_cite 0.5; bmmc_cite_cross_batch 0).
+# is the default exactly where the choice picks 0.7 for that training seed (the seed also seeds the neighbour
+# graphs). Measured with `smooth_links(..., seed=s, auto=True)` for seeds 0 / 1 / 2: pbmc_cytof 0.7 / 0.7 / 0.7;
+# panel p0 0.7 / 0.7 / 0.4; p1 0.6 / 0.7 / 0.6; p2 0.7 / 0.6 / 0.6; pbmc5k_cite 0.6 / 0.6 / 0.7; bmmc_cite 0.2 at
+# each; bmmc_cite_cross_batch 0.1 at each.
 DEFAULT_VARIANTS = ("gp_lsa", "full")
-AUTO_PICKS_FIXED_WEIGHT = ("pbmc5k_cite", "pbmc5k_small_panel_p2", "pbmc_cytof")
+AUTO_PICKS_FIXED_WEIGHT: dict[str, tuple[int, ...]] = {
+    "pbmc_cytof": (0, 1, 2),
+    "pbmc5k_small_panel_p0": (0, 1),
+    "pbmc5k_small_panel_p1": (1,),
+    "pbmc5k_small_panel_p2": (0,),
+    "pbmc5k_cite": (2,),
+}
 
 
 def _default_runs(recs: list[dict[str, Any]], dataset: str) -> list[dict[str, Any]]:
-    variants = DEFAULT_VARIANTS + (("gp_ls",) if dataset in AUTO_PICKS_FIXED_WEIGHT else ())
+    fixed_seeds = AUTO_PICKS_FIXED_WEIGHT.get(dataset, ())
     return [
         r for r in recs
-        if r["dataset"] == dataset and r["method"] == "scmodal" and r["variant"] in variants
-        and r["steps"] == DEFAULT_STEPS
+        if r["dataset"] == dataset and r["method"] == "scmodal" and r["steps"] == DEFAULT_STEPS
+        and (r["variant"] in DEFAULT_VARIANTS or (r["variant"] == "gp_ls" and r["seed"] in fixed_seeds))
     ]  # fmt: skip
 
 
@@ -111,10 +119,12 @@ def target_lines(recs: list[dict[str, Any]]) -> list[str]:
             shown += f" (with the weight fixed at 0.7: {_mean(fixed, 'label_transfer_accuracy'):.3f})"
         where = "not in these records (bmmc_cite: see ../bmmc_cite/accuracy.md)" if paper is None else f"{paper:.3f}"
         lines.append(f"- {d} no-regression: {shown} vs the paper's training at {DEFAULT_STEPS} steps {where}")
-    cite = _default_runs(recs, "pbmc5k_cite")
+    cite, label = _default_runs(recs, "pbmc5k_cite"), "the default"
+    if not cite:  # the weight fixed at 0.7 where the choice would take another at that seed
+        cite, label = _runs(recs, "pbmc5k_cite", "scmodal", "gp_ls"), "the weight fixed at 0.7 (not the choice)"
     if cite:
         lines.append(
-            f"- pbmc5k_cite no-regression ({len(cite)} seed(s)): label transfer "
+            f"- pbmc5k_cite no-regression ({label}, {len(cite)} seed(s)): label transfer "
             f"{_mean(cite, 'label_transfer_accuracy'):.3f}"
             f" (target >= 0.95), FOSCTTM {_mean(cite, 'foscttm'):.3f} (target <= 0.09)"
         )
