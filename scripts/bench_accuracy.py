@@ -68,7 +68,6 @@ _PAPER_VARIANTS: dict[str, dict[str, Any]] = {
     "a5_lsa": {"lambda_anchor": 5.0, "link_smoothing": 0.7, "link_smoothing_auto": True},
     "gp_g2": {"disc_gp": 1.0, "lambda_gan": 2.0},
     "gp_g3": {"disc_gp": 1.0, "lambda_gan": 3.0},
-    "gp_lsa_g3": {"disc_gp": 1.0, "link_smoothing": 0.7, "link_smoothing_auto": True, "lambda_gan": 3.0},
 }
 VARIANTS: dict[str, dict[str, Any]] = {
     "full": {},
@@ -104,7 +103,6 @@ VARIANT_LABELS = {
     "a5_lsa": "stronger anchor (lambda_anchor=5) + smoothed links, weight chosen by agreement (no penalty)",
     "gp_g2": "gradient penalty (disc_gp=1) + 2x GAN weight (lambda_gan=2)",
     "gp_g3": "gradient penalty (disc_gp=1) + 3x GAN weight (lambda_gan=3)",
-    "gp_lsa_g3": "gradient penalty + smoothed links (weight chosen by agreement) + 3x GAN weight (lambda_gan=3)",
     "gp_lsd": "gradient penalty (disc_gp=1) + smoothed links (0.7) fading to the raw ones by 50% of the steps",
 }
 
