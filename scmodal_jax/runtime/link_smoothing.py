@@ -24,6 +24,7 @@ import numpy as np
 
 from .._neighbors import center32, knn
 from .._rows import column_mean_var, iter_dense_blocks
+from ..core.losses import cosine_similarity
 
 __all__ = [
     "principal_components",
@@ -113,12 +114,9 @@ def _heldout_partners(left: jax.Array, right: jax.Array) -> tuple[jax.Array, jax
     cosine 0 with every row."""
     n_links = left.shape[1]
 
-    def unit(x: jax.Array) -> jax.Array:
-        return x / jnp.maximum(jnp.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
     def one(j: jax.Array) -> tuple[jax.Array, jax.Array]:
         seen = (jnp.arange(n_links) != j).astype(left.dtype)
-        cos = jnp.matmul(unit(left * seen), unit(right * seen).T, precision=jax.lax.Precision.HIGHEST)
+        cos, _, _ = cosine_similarity(left * seen, right * seen)  # the anchor search's cosine
         return _first_max(cos, 1), _first_max(cos, 0)
 
     return jax.lax.map(one, jnp.arange(n_links))
