@@ -100,7 +100,7 @@ VARIANT_LABELS = {
     "gpb75": "gradient penalty (disc_gp=1) only while a pair's D loss < 0.75 x equilibrium",
     "gpf20": "gradient penalty (disc_gp=1) fading to 0 by 20% of the steps",
     "gpf50": "gradient penalty (disc_gp=1) fading to 0 by 50% of the steps",
-    "gpf50_lsa": "gradient penalty (disc_gp=1) fading to 0 by 50% of the steps + smoothed links, weight chosen by agreement",
+    "gpf50_lsa": "penalty (disc_gp=1) fading to 0 by 50% of the steps + smoothed links, weight chosen by agreement",
     "lsa": "smoothed links, weight <= 0.7 chosen by held-out link agreement (no penalty)",
     "a5_lsa": "stronger anchor (lambda_anchor=5) + smoothed links, weight chosen by agreement (no penalty)",
     "gp_g2": "gradient penalty (disc_gp=1) + 2x GAN weight (lambda_gan=2)",
