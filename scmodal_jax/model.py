@@ -24,6 +24,7 @@ from .runtime import checkpoint
 from .runtime.devices import choose_data_mode, local_copy, make_mesh, place, replicated, stacked_rows
 from .runtime.inputs import training_inputs
 from .runtime.link_smoothing import smooth_links, smoothed_then_raw
+from .runtime.penalty_probe import penalty_decision
 from .runtime.streaming import BatchStream
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,8 @@ class SCMODAL:
         self.hp = Hyperparameters.from_preset(
             preset, n_latent=n_latent, steps=steps, batch_size=batch_size, seed=seed, **hyperparameters
         )
+        # What the user asked for; `fit` resolves it into self.hp (the penalty probe's decision, an ensemble's seed).
+        self._requested_hp = self.hp
         self.progress = progress
         self.log_every = log_every
         self.checkpoint_dir = checkpoint_dir
@@ -142,6 +145,11 @@ class SCMODAL:
         self.obs_names_ = given.obs_names
         if self.n_seeds > 1:
             self._check_ensemble(resume_from)
+        probe_reading = None
+        if resume_from is None:
+            self.hp = self._requested_hp
+            if self.hp.disc_gp_auto and self.hp.disc_gp > 0:
+                probe_reading = self._decide_penalty(inputs)
         if resume_from is not None:
             self._resume(resume_from, inputs.n_features, inputs.link_widths)
         else:
@@ -162,6 +170,8 @@ class SCMODAL:
             raise ValueError("n_seeds > 1 needs the data on the device, but they would be streamed (too large)")
         self.fit_report_ = {"data_mode": mode, "streamed_chunks": 0, "platform": jax.default_backend(),
                             "devices": 1 if self._mesh is None else int(self._mesh.size)}  # fmt: skip
+        if probe_reading is not None:
+            self.fit_report_["disc_gp_probe"] = probe_reading
         # The anchors are searched on (optionally smoothed) links; the quality score below keeps the raw ones.
         smoothing: dict[str, Any] = {}
         anchor_links = smooth_links(
@@ -190,6 +200,32 @@ class SCMODAL:
                 quality["link_consistency_min"], COLLAPSE_THRESHOLD,
             )  # fmt: skip
         return self
+
+    def _decide_penalty(self, inputs: Any) -> dict[str, Any]:
+        """Train a short probe without the penalty (raw links) and keep `disc_gp` only where its discriminator
+        wins early (`runtime.penalty_probe`); self.hp becomes the decision, with `disc_gp_auto` resolved."""
+        hp = self.hp
+        probe_hp = dataclasses.replace(
+            hp, steps=min(hp.disc_gp_probe_steps, hp.steps), disc_gp=0.0, disc_gp_auto=False, link_smoothing=0.0,
+            link_smoothing_auto=False, link_smoothing_until=0,
+        )  # fmt: skip
+        log.info("probing the discriminator for %d steps without the gradient penalty", probe_hp.steps)
+        probe = SCMODAL(progress=self.progress, devices=self.devices, data_mode=self.data_mode,
+                        prefetch=self.prefetch, stream_chunk_mb=self.stream_chunk_mb, **probe_hp.to_dict())  # fmt: skip
+        probe._nets, state = init_state(probe_hp, inputs.n_features)
+        probe._mesh = make_mesh(self.devices, probe_hp.batch_size)
+        probe._state = place(state, replicated(probe._mesh))
+        probe.fit_report_ = {"streamed_chunks": 0}
+        if choose_data_mode(self.data_mode, inputs.dense_nbytes) == "device":
+            probe._train_loop(None, data=place(inputs.dense(), replicated(probe._mesh)))
+        else:
+            probe._train_loop(None, sources=inputs.sources, links=inputs.links)
+        reading = penalty_decision(probe.history_["loss_d"].to_numpy(np.float64), len(inputs.links),
+                                   hp.disc_gp_probe_below)  # fmt: skip
+        self.hp = dataclasses.replace(hp, disc_gp=hp.disc_gp if reading["penalty"] else 0.0, disc_gp_auto=False)
+        log.info("discriminator loss over the probe at %.2f x equilibrium: gradient penalty %s", reading["ratio"],
+                 "on" if reading["penalty"] else "off")  # fmt: skip
+        return reading
 
     def _member_seeds(self) -> list[int]:
         return [self.hp.seed + i for i in range(self.n_seeds)]
@@ -226,6 +262,13 @@ class SCMODAL:
     def _resume(self, path: str | Path, n_features: tuple[int, ...], widths: tuple[int, ...]) -> None:
         meta = checkpoint.read_metadata(path)
         saved = meta["hyperparameters"]
+        if (
+            self.hp.disc_gp_auto
+            and not saved.get("disc_gp_auto", False)
+            and saved.get("disc_gp") in (0.0, self.hp.disc_gp)
+        ):
+            # the checkpoint's run already took the penalty probe's decision: continue with it
+            self.hp = dataclasses.replace(self.hp, disc_gp=float(saved["disc_gp"]), disc_gp_auto=False)
         current = self.hp.to_dict()
         changed = {k: (saved[k], current[k]) for k in saved if k not in _RESUMABLE_CHANGES and saved[k] != current[k]}
         if changed:

@@ -22,6 +22,7 @@ BEYOND_THE_PAPER_OFF = dict(
     disc_gp=0.0,
     disc_gp_below=0.0,
     disc_gp_until=0,
+    disc_gp_auto=False,
     lambda_refine=0.0,
     link_smoothing=0.0,
     link_smoothing_until=0,

@@ -60,6 +60,9 @@ class ModelConfig:
     disc_gp: float = 1.0
     disc_gp_below: float = 0.0
     disc_gp_until: int = 0
+    disc_gp_auto: bool = True
+    disc_gp_probe_steps: int = 300
+    disc_gp_probe_below: float = 0.75
     lambda_refine: float = 0.0
     refine_start: int = 0
     refine_agree_k: int = 100

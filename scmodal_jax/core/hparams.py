@@ -46,6 +46,13 @@ class Hyperparameters:
     # equilibrium (2 log 2), scaled up linearly to disc_gp at loss 0; 0 = the penalty always at disc_gp.
     disc_gp_below: float = 0.0
     disc_gp_until: int = 0  # step by which the penalty has faded linearly to 0; 0 = constant
+    # Decide the penalty by a probe (label-free): train disc_gp_probe_steps steps without it (raw links) and keep
+    # disc_gp only if the discriminator's loss over the probe's last two thirds averages below
+    # disc_gp_probe_below x the two-class equilibrium (2 log 2 per dataset pair): only where the paper's
+    # discriminator wins early. False = disc_gp as given.
+    disc_gp_auto: bool = True
+    disc_gp_probe_steps: int = 300
+    disc_gp_probe_below: float = 0.75
     lambda_refine: float = 0.0  # weight of the refined anchors (pairs found on all features, see losses)
     refine_start: int = 0  # step from which the refined anchors count
     refine_agree_k: int = 100  # neighbourhood on the linked features that a refined pair must agree with
@@ -67,7 +74,7 @@ class Hyperparameters:
     def __post_init__(self) -> None:
         positive_ints = (
             "n_latent", "hidden", "disc_hidden", "batch_size", "k_anchor", "steps_per_call", "refine_agree_k",
-            "link_smoothing_k",
+            "link_smoothing_k", "disc_gp_probe_steps",
         )  # fmt: skip
         for name in positive_ints:
             value = getattr(self, name)
@@ -80,7 +87,7 @@ class Hyperparameters:
         non_negative = (
             "init_std", "lr", "disc_lr", "weight_decay", "disc_weight_decay", "clip_norm",
             "lambda_gan", "lambda_ae", "lambda_la", "lambda_anchor", "lambda_geo", "logit_clamp", "disc_gp",
-            "disc_gp_below", "lambda_refine",
+            "disc_gp_below", "lambda_refine", "disc_gp_probe_below",
         )  # fmt: skip
         for name in non_negative:
             value = getattr(self, name)
@@ -90,8 +97,9 @@ class Hyperparameters:
             raise ValueError(f"disc_smoothing must be in [0, 0.5), got {self.disc_smoothing!r}")
         if not isinstance(self.link_smoothing, (int, float)) or not 0.0 <= self.link_smoothing <= 1.0:
             raise ValueError(f"link_smoothing must be in [0, 1], got {self.link_smoothing!r}")
-        if not isinstance(self.link_smoothing_auto, bool):
-            raise ValueError(f"link_smoothing_auto must be True or False, got {self.link_smoothing_auto!r}")
+        for name in ("link_smoothing_auto", "disc_gp_auto"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
         if self.matmul_precision not in MATMUL_PRECISIONS:
@@ -124,8 +132,8 @@ PAPER: dict[str, Any] = {
     "batch_size": 500, "k_anchor": 30, "d_steps": 5, "lr": 1e-3, "disc_lr": 1e-3, "weight_decay": 1e-3,
     "disc_weight_decay": 1e-3, "clip_norm": 5.0, "lambda_gan": 1.0, "lambda_ae": 10.0, "lambda_la": 10.0,
     "lambda_anchor": 1.0, "lambda_geo": 10.0, "geo_clamp": 0.975, "gan_warmup": 0, "disc_smoothing": 0.0,
-    "disc_gp": 0.0, "disc_gp_below": 0.0, "disc_gp_until": 0, "lambda_refine": 0.0, "refine_start": 0,
-    "link_smoothing": 0.0, "link_smoothing_auto": False, "link_smoothing_until": 0,
+    "disc_gp": 0.0, "disc_gp_below": 0.0, "disc_gp_until": 0, "disc_gp_auto": False, "lambda_refine": 0.0,
+    "refine_start": 0, "link_smoothing": 0.0, "link_smoothing_auto": False, "link_smoothing_until": 0,
 }  # fmt: skip
 #: Named starting points: "default" = this package's defaults, "paper" = the original's training.
 PRESETS: dict[str, dict[str, Any]] = {"default": {}, "paper": PAPER}
