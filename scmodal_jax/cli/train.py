@@ -152,6 +152,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         # The label-free quality score (no labels needed): there for every run, labelled data or not.
         summary.update({f"quality_{k}": v for k, v in model.fit_report_.get("quality", {}).items()})
         summary["link_smoothing_weights"] = model.fit_report_.get("link_smoothing", [])  # chosen per dataset pair
+        if "disc_gp_probe" in model.fit_report_:  # model.disc_gp_auto: the probe's reading and decision
+            probe = model.fit_report_["disc_gp_probe"]
+            summary["disc_gp_probe_ratio"], summary["disc_gp_kept"] = probe["ratio"], probe["penalty"]
         if "chosen_seed" in model.fit_report_:  # train.n_seeds > 1: which member was kept, and every member's score
             summary["chosen_seed"] = model.fit_report_["chosen_seed"]
             summary["members_link_consistency"] = [m["link_consistency"] for m in model.fit_report_["members"]]

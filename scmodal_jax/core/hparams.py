@@ -13,8 +13,9 @@ from .nets import INITS, MATMUL_PRECISIONS
 class Hyperparameters:
     """The original scMODAL's networks, loss weights and optimisers, plus two mechanisms beyond the paper that
     won the few-links protocol (issue 15, experiments/few_links/): a discriminator gradient penalty
-    (`disc_gp=1`) and anchors searched on links smoothed over each dataset's neighbours (`link_smoothing=0.7` at
-    most, each pair's weight chosen by held-out link agreement: `link_smoothing_auto`).
+    (`disc_gp=1`, kept only where a short probe without it sees the discriminator win early: `disc_gp_auto`)
+    and anchors searched on links smoothed over each dataset's neighbours (`link_smoothing=0.7` at most, each
+    pair's weight chosen by held-out link agreement: `link_smoothing_auto`).
     `from_preset("paper")` (`SCMODAL(preset="paper")`) switches both off: the paper's training exactly."""
 
     n_latent: int = 20
