@@ -148,7 +148,8 @@ class SCMODAL:
         probe_reading = None
         if resume_from is None:
             self.hp = self._requested_hp
-            if self.hp.disc_gp_auto and self.hp.disc_gp > 0:
+            # A run no longer than the probe keeps the penalty as given (probing would cost the run itself).
+            if self.hp.disc_gp_auto and self.hp.disc_gp > 0 and self.hp.steps > self.hp.disc_gp_probe_steps:
                 probe_reading = self._decide_penalty(inputs)
         if resume_from is not None:
             self._resume(resume_from, inputs.n_features, inputs.link_widths)
@@ -206,7 +207,7 @@ class SCMODAL:
         wins early (`runtime.penalty_probe`); self.hp becomes the decision, with `disc_gp_auto` resolved."""
         hp = self.hp
         probe_hp = dataclasses.replace(
-            hp, steps=min(hp.disc_gp_probe_steps, hp.steps), disc_gp=0.0, disc_gp_auto=False, link_smoothing=0.0,
+            hp, steps=hp.disc_gp_probe_steps, disc_gp=0.0, disc_gp_auto=False, link_smoothing=0.0,
             link_smoothing_auto=False, link_smoothing_until=0,
         )  # fmt: skip
         log.info("probing the discriminator for %d steps without the gradient penalty", probe_hp.steps)

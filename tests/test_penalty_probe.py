@@ -62,8 +62,12 @@ def test_probe_turns_the_penalty_off_where_the_discriminator_does_not_win(toy):
     assert "disc_gp_probe" in off.fit_report_ and off.hp.disc_gp == 0.0
 
 
-def test_no_probe_without_a_penalty_or_with_the_paper_preset(toy):
+def test_no_probe_without_a_penalty_for_a_run_within_the_probe_or_with_the_paper_preset(toy):
     assert "disc_gp_probe" not in _fit(toy, disc_gp=0.0).fit_report_
+    short = _fit(toy, steps=12, disc_gp_probe_steps=12, disc_gp_probe_below=0.0)
+    assert "disc_gp_probe" not in short.fit_report_ and short.hp.disc_gp == 1.0
+    untrained = _fit(toy, steps=0)  # nothing to train: nothing to probe
+    assert "disc_gp_probe" not in untrained.fit_report_
     paper = scm.SCMODAL(preset="paper", steps=5, progress=False, **SMALL)
     assert paper.hp.disc_gp_auto is False
 

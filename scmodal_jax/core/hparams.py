@@ -50,7 +50,7 @@ class Hyperparameters:
     # Decide the penalty by a probe (label-free): train disc_gp_probe_steps steps without it (raw links) and keep
     # disc_gp only if the discriminator's loss over the probe's last two thirds averages below
     # disc_gp_probe_below x the two-class equilibrium (2 log 2 per dataset pair): only where the paper's
-    # discriminator wins early. False = disc_gp as given.
+    # discriminator wins early. False = disc_gp as given, as for a run of no more steps than the probe.
     disc_gp_auto: bool = True
     disc_gp_probe_steps: int = 300
     disc_gp_probe_below: float = 0.75

@@ -7,7 +7,8 @@ anchors alone decide the cluster matching. Where the discriminator does not win 
 weak links: loss 1.0-1.3), the penalty only weakens a GAN that was helping (experiments/few_links/). So
 `SCMODAL.fit` with `disc_gp_auto` first trains `disc_gp_probe_steps` steps without the penalty, on the raw links,
 and keeps the penalty only if the discriminators' loss over the probe's last two thirds (the first third is the
-networks' start-up, where any discriminator wins) averages below `disc_gp_probe_below` x equilibrium.
+networks' start-up, where any discriminator wins) averages below `disc_gp_probe_below` x equilibrium. A run of
+no more steps than the probe is not probed: it keeps `disc_gp` as given.
 """
 
 from __future__ import annotations
