@@ -19,7 +19,7 @@ def test_synthetic_latent_beats_the_weak_links_by_a_margin():
     data = make_multimodal(n_cells=600, n_features=(30, 12), n_linked=6, n_clusters=4, link_noise=2.0, paired=True,
                            seed=0)  # fmt: skip
     model = scm.SCMODAL(steps=500, steps_per_call=100, batch_size=256, hidden=128, disc_hidden=128, k_anchor=20,
-                        lambda_anchor=5.0, progress=False, seed=0)  # fmt: skip
+                        lambda_anchor=5.0, progress=False, seed=0, disc_gp_auto=False)  # fmt: skip
     model.fit(data.datasets, scm.first_columns(data.n_linked))
     (x0, x1), (l0, l1), k = data.datasets, data.labels, data.n_linked
     z0, z1 = model.latent_
