@@ -1,0 +1,128 @@
+"""Convergence curves: one long default run per (data set, seed), evaluated along the way.
+
+    python scripts/convergence.py --runs bmmc_cite:0 pbmc_cytof:0 ... [--steps 10000] [--every 250]
+        [--out experiments/convergence/curves.jsonl] [--store /work/convergence_store]
+
+Each run trains `SCMODAL(steps=..., seed=...)` at today's defaults and, every `--every` steps, encodes every cell
+and records label transfer, FOSCTTM (paired sets), the mixing metric, kBET, ASW and the label-free quality score;
+the latents of every evaluation go to `--store` (float32 .npz, outside the repository: for replaying candidate
+stopping signals offline) together with the per-step loss history. One JSON line per finished run goes to
+`--out`; a run already there is skipped, so an interrupted queue resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+ROOT = Path(__file__).resolve().parent.parent
+METRICS = ("label_transfer_accuracy", "foscttm", "asw", "mixing_metric", "kbet")
+
+
+def _done(path: Path) -> set[tuple[str, int, int]]:
+    if not path.exists():
+        return set()
+    out = set()
+    for line in path.read_text().splitlines():
+        if line.strip():
+            r = json.loads(line)
+            out.add((r["dataset"], int(r["seed"]), int(r["steps"])))
+    return out
+
+
+def run_one(dataset: str, seed: int, steps: int, every: int, integ: Any, store: Path, hp: dict) -> dict[str, Any]:
+    from scmodal_jax.metrics import evaluate
+    from scmodal_jax.metrics.quality import integration_quality
+    from scmodal_jax.model import SCMODAL
+
+    prepared = integ.prepared
+    links = prepared.link_matrices()
+    run_dir = store / f"{dataset}_s{seed}_{steps}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    model = SCMODAL(steps=steps, seed=seed, log_every=every, progress=False, **hp)
+    evals: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
+    eval_seconds = [0.0]
+
+    def on_log(step: int, _metrics: dict[str, float]) -> None:
+        t = time.perf_counter()
+        latents = [model.transform(x, modality=i) for i, x in enumerate(prepared.datasets)]
+        np.savez(run_dir / f"latent_{step:06d}.npz", *latents)
+        m = evaluate(latents, prepared.labels, paired=integ.paired, seed=0)
+        q = integration_quality(latents, links, k=model.hp.k_anchor)
+        rec = {"step": step, **{k: float(m[k]) for k in METRICS if k in m}}
+        rec.update({f"quality_{k}": (float(v) if not isinstance(v, bool) else v) for k, v in q.items()})
+        evals.append(rec)
+        eval_seconds[0] += time.perf_counter() - t
+        print(f"  [{dataset} s{seed}] step {step}: LT {rec.get('label_transfer_accuracy', float('nan')):.3f} "
+              f"mix {rec['mixing_metric']:.1f} lc {rec['quality_link_consistency']:.3f}", flush=True)  # fmt: skip
+
+    model.fit(prepared, callback=on_log)
+    wall = time.perf_counter() - t0
+    model.history_.to_csv(run_dir / "history.csv.gz", index=False)
+    report = model.fit_report_
+    probe = report.get("disc_gp_probe", {})
+    return {
+        "dataset": dataset,
+        "seed": int(seed),
+        "steps": int(steps),
+        "every": int(every),
+        "hyperparameters": hp,
+        "wall_s": round(wall, 1),
+        "eval_s": round(eval_seconds[0], 1),
+        "disc_gp_kept": probe.get("penalty"),
+        "disc_gp_probe_ratio": probe.get("ratio"),
+        "link_smoothing_weights": [float(w) for w in report.get("link_smoothing", [])],
+        "n_cells": [int(x.shape[0]) for x in prepared.datasets],
+        "n_features": [int(x.shape[1]) for x in prepared.datasets],
+        "paired": bool(integ.paired),
+        "evals": evals,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", nargs="+", required=True, help="DATASET:SEED items, run in this order")
+    parser.add_argument("--steps", type=int, default=10_000)
+    parser.add_argument("--every", type=int, default=250)
+    parser.add_argument("--out", default=str(ROOT / "experiments" / "convergence" / "curves.jsonl"))
+    parser.add_argument("--store", default="/work/convergence_store")
+    parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
+    parser.add_argument("--hp", default="{}", help="extra hyperparameters as JSON (default: none, today's default)")
+    args = parser.parse_args(argv)
+    from bench_accuracy import build_integration
+
+    out, store = Path(args.out), Path(args.store)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    hp = json.loads(args.hp)
+    command = "python scripts/convergence.py " + " ".join(shlex.quote(a) for a in argv)
+    integrations: dict[str, Any] = {}
+    for item in args.runs:
+        dataset, _, seed = item.partition(":")
+        seed = int(seed or 0)
+        if (dataset, seed, args.steps) in _done(out):
+            continue
+        if dataset not in integrations:
+            integrations[dataset] = build_integration(dataset, args.data_dir)
+        print(f"[convergence] {dataset} seed {seed}, {args.steps} steps", flush=True)
+        rec = run_one(dataset, seed, args.steps, args.every, integrations[dataset], store, hp)
+        rec["command"] = command
+        with out.open("a") as fh:
+            fh.write(json.dumps(rec) + "\n")
+        last = rec["evals"][-1]
+        print(f"[convergence] done {dataset} s{seed}: {rec['wall_s']} s, final LT "
+              f"{last.get('label_transfer_accuracy')}", flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
