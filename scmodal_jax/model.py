@@ -1,4 +1,4 @@
-"""SCMODAL: the user-facing estimator. Validates inputs, owns the host loop (progress, checkpoints), predicts."""
+"""SCMODAL: the user-facing estimator. fit as a pipeline of named stages (the loop is `runtime.trainer`), predicts."""
 
 from __future__ import annotations
 
@@ -13,19 +13,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from ._rows import as_row_source, iter_dense_blocks
-from .core.ensemble import EnsembleTrainer, init_ensemble, member
+from .core.ensemble import init_ensemble, member
 from .core.hparams import Hyperparameters
-from .core.step import METRIC_NAMES, Networks, Trainer, TrainState, decode, encode, init_state
+from .core.step import METRIC_NAMES, Networks, TrainState, decode, encode, init_state
 from .metrics.quality import COLLAPSE_THRESHOLD, integration_quality
 from .runtime import checkpoint
-from .runtime.devices import choose_data_mode, local_copy, make_mesh, place, replicated, stacked_rows
-from .runtime.inputs import training_inputs
+from .runtime.devices import choose_data_mode, local_copy, make_mesh, place, replicated
+from .runtime.inputs import TrainingInputs, training_inputs
 from .runtime.link_smoothing import smooth_links, smoothed_then_raw
-from .runtime.penalty_probe import penalty_decision
-from .runtime.streaming import BatchStream
+from .runtime.penalty_probe import probe_penalty, wants_probe
+from .runtime.trainer import History, LoopOptions, ProgressView, TrainingData, train
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +88,6 @@ class SCMODAL:
         if not isinstance(n_seeds, (int, np.integer)) or isinstance(n_seeds, bool) or n_seeds < 1:
             raise ValueError(f"n_seeds must be a positive integer, got {n_seeds!r}")
         self.n_seeds = int(n_seeds)
-        self._member_metrics: list[dict[str, np.ndarray]] = []
         self.stream_chunk_mb = stream_chunk_mb
         self._mesh = None
         self._nets: Networks | None = None
@@ -99,6 +97,7 @@ class SCMODAL:
         self.preprocessing_: dict[str, Any] | None = None
         self.obs_names_: list[pd.Index | None] | None = None  # cells of the fitted datasets (in memory only)
         self.history_: pd.DataFrame = pd.DataFrame(columns=["step", *METRIC_NAMES])
+        self._history = History(self.history_)
         self.fit_report_: dict[str, Any] = {}
         self._encode_fns: dict[int, Callable] = {}
         self._decode_fns: dict[int, Callable] = {}
@@ -130,7 +129,32 @@ class SCMODAL:
         results can be written back with `add_results` and new cells mapped later); see
         `scmodal_jax.anndata_api`. `callback(step, metrics)` is called at each logging point with host-side
         floats (means over the steps since the last one).
+
+        The stages, in order: inputs (checked once, densified once), the penalty regime (a short probe,
+        `disc_gp_auto`), the anchor links (smoothed, `link_smoothing`), training (`runtime.trainer.train`) and the
+        label-free score of the result (`fit_report_["quality"]`).
         """
+        inputs = self._inputs(datasets, links, modalities, layer, recipe, recipe_kwargs)
+        if self.n_seeds > 1:
+            self._check_ensemble(resume_from)
+        data = self._training_data(inputs)
+        progress = ProgressView(self.progress)
+        try:
+            if resume_from is None:
+                self._decide_regime(data, inputs.links, progress)
+            anchor_links = self._anchor_links(inputs, progress)
+            self._start(inputs, resume_from)
+            self._train(data, anchor_links, callback, progress)
+        finally:
+            progress.close()
+        if self.n_seeds > 1:
+            self._keep_best_member(inputs)
+        self.latent_ = [self.transform(x, modality=i) for i, x in enumerate(inputs.sources)]
+        self._score(inputs)
+        return self
+
+    def _inputs(self, datasets, links, modalities, layer, recipe, recipe_kwargs) -> TrainingInputs:
+        """The user's datasets and links, checked once; the recipe's record and the cells' names are kept."""
         # The AnnData/MuData glue lives above data/ and analysis/; imported here so that model.py imports neither.
         from .anndata_api import fit_inputs
 
@@ -143,14 +167,52 @@ class SCMODAL:
         elif given.record is not None:
             self.preprocessing_ = given.record
         self.obs_names_ = given.obs_names
-        if self.n_seeds > 1:
-            self._check_ensemble(resume_from)
-        probe_reading = None
-        if resume_from is None:
-            self.hp = self._requested_hp
-            # A run no longer than the probe keeps the penalty as given (probing would cost the run itself).
-            if self.hp.disc_gp_auto and self.hp.disc_gp > 0 and self.hp.steps > self.hp.disc_gp_probe_steps:
-                probe_reading = self._decide_penalty(inputs)
+        return inputs
+
+    def _training_data(self, inputs: TrainingInputs) -> TrainingData:
+        """The device mesh and the data mode, and the data densified and placed once for every training stage."""
+        # Ensemble members run vmapped on one device (several devices would only replicate them).
+        self._mesh = None if self.n_seeds > 1 else make_mesh(self.devices, self.hp.batch_size)
+        mode = choose_data_mode(self.data_mode, inputs.dense_nbytes)
+        if mode == "stream" and self.n_seeds > 1:
+            raise ValueError("n_seeds > 1 needs the data on the device, but they would be streamed (too large)")
+        self.fit_report_ = {"data_mode": mode, "streamed_chunks": 0, "platform": jax.default_backend(),
+                            "devices": 1 if self._mesh is None else int(self._mesh.size)}  # fmt: skip
+        return TrainingData(inputs.sources, mode, self._mesh)
+
+    def _loop_options(self) -> LoopOptions:
+        return LoopOptions(log_every=self.log_every, checkpoint_every=self.checkpoint_every, prefetch=self.prefetch,
+                           stream_chunk_mb=self.stream_chunk_mb)  # fmt: skip
+
+    def _decide_regime(self, data: TrainingData, raw_links: Any, progress: ProgressView) -> None:
+        """self.hp from the requested settings: the penalty kept or dropped by a probe where `disc_gp_auto` asks."""
+        self.hp = self._requested_hp
+        if wants_probe(self.hp):
+            progress.stage("penalty probe")
+            progress.grow(self.hp.disc_gp_probe_steps)
+            self.hp, reading = probe_penalty(self.hp, data, raw_links, self._loop_options(), progress)
+            self.fit_report_["disc_gp_probe"] = reading
+
+    def _anchor_links(self, inputs: TrainingInputs, progress: ProgressView) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The links the anchors are searched on: smoothed over each dataset's neighbours (`link_smoothing`).
+        The quality score keeps the raw ones."""
+        hp = self.hp
+        if hp.link_smoothing > 0:
+            progress.stage("link smoothing")
+        smoothing: dict[str, Any] = {}
+        anchor_links = smooth_links(
+            inputs.sources, inputs.links, hp.link_smoothing, hp.link_smoothing_k, seed=hp.seed,
+            auto=hp.link_smoothing_auto, details=smoothing,
+        )  # fmt: skip
+        if hp.link_smoothing > 0 and hp.link_smoothing_until > 0:
+            anchor_links = smoothed_then_raw(anchor_links, inputs.links)
+        self.fit_report_["link_smoothing"] = smoothing["weights"]  # per dataset pair
+        if smoothing["scores"]:
+            self.fit_report_["link_smoothing_scores"] = smoothing["scores"]
+        return anchor_links
+
+    def _start(self, inputs: TrainingInputs, resume_from: str | Path | None) -> None:
+        """The state training starts from: restored from a checkpoint, or fresh (one seed or a stack of them)."""
         if resume_from is not None:
             self._resume(resume_from, inputs.n_features, inputs.link_widths)
         else:
@@ -158,40 +220,31 @@ class SCMODAL:
                 self._nets, self._state = init_ensemble(self.hp, inputs.n_features, self._member_seeds())
             else:
                 self._nets, self._state = init_state(self.hp, inputs.n_features)
-            self._member_metrics = []
             self.history_ = pd.DataFrame(columns=["step", *METRIC_NAMES])
+        self._history = History(self.history_)
         self.link_widths = inputs.link_widths
         self._encode_fns, self._decode_fns = {}, {}
-
-        # Ensemble members run vmapped on one device (several devices would only replicate them).
-        self._mesh = None if self.n_seeds > 1 else make_mesh(self.devices, self.hp.batch_size)
         self._state = place(self._state, replicated(self._mesh))
-        mode = choose_data_mode(self.data_mode, inputs.dense_nbytes)
-        if mode == "stream" and self.n_seeds > 1:
-            raise ValueError("n_seeds > 1 needs the data on the device, but they would be streamed (too large)")
-        self.fit_report_ = {"data_mode": mode, "streamed_chunks": 0, "platform": jax.default_backend(),
-                            "devices": 1 if self._mesh is None else int(self._mesh.size)}  # fmt: skip
-        if probe_reading is not None:
-            self.fit_report_["disc_gp_probe"] = probe_reading
-        # The anchors are searched on (optionally smoothed) links; the quality score below keeps the raw ones.
-        smoothing: dict[str, Any] = {}
-        anchor_links = smooth_links(
-            inputs.sources, inputs.links, self.hp.link_smoothing, self.hp.link_smoothing_k, seed=self.hp.seed,
-            auto=self.hp.link_smoothing_auto, details=smoothing,
+
+    def _train(self, data: TrainingData, anchor_links: Any, callback: Any, progress: ProgressView) -> None:
+        progress.stage("training")
+        start = int(np.asarray(self._state["step"]).reshape(-1)[0])
+        progress.grow(max(self.hp.steps - start, 0))
+
+        def checkpoint(state: TrainState) -> None:
+            self._state, self.history_ = state, self._history.frame
+            self.save(self.checkpoint_dir)
+
+        save = checkpoint if self.checkpoint_dir is not None and self.checkpoint_every else None
+        self._state, report = train(
+            self._nets, self._state, data, anchor_links, self._history, self._loop_options(),
+            ensemble=self.n_seeds > 1, callback=callback, checkpoint=save, progress=progress,
         )  # fmt: skip
-        if self.hp.link_smoothing > 0 and self.hp.link_smoothing_until > 0:
-            anchor_links = smoothed_then_raw(anchor_links, inputs.links)
-        self.fit_report_["link_smoothing"] = smoothing["weights"]  # per dataset pair
-        if smoothing["scores"]:
-            self.fit_report_["link_smoothing_scores"] = smoothing["scores"]
-        if mode == "device":
-            data = dataclasses.replace(inputs, links=anchor_links).dense()
-            self._train_loop(callback, data=place(data, replicated(self._mesh)))
-        else:
-            self._train_loop(callback, sources=inputs.sources, links=anchor_links)
-        if self.n_seeds > 1:
-            self._keep_best_member(inputs)
-        self.latent_ = [self.transform(x, modality=i) for i, x in enumerate(inputs.sources)]
+        self.history_ = self._history.frame
+        self.fit_report_["streamed_chunks"] = report["streamed_chunks"]
+
+    def _score(self, inputs: TrainingInputs) -> None:
+        """The label-free quality of the latents against the raw links; a collapsed run is logged as a warning."""
         self.fit_report_["quality"] = quality = integration_quality(self.latent_, inputs.links, k=self.hp.k_anchor)
         if quality["collapsed"]:
             log.warning(
@@ -200,33 +253,6 @@ class SCMODAL:
                 "weight (lambda_anchor=5)",
                 quality["link_consistency_min"], COLLAPSE_THRESHOLD,
             )  # fmt: skip
-        return self
-
-    def _decide_penalty(self, inputs: Any) -> dict[str, Any]:
-        """Train a short probe without the penalty (raw links) and keep `disc_gp` only where its discriminator
-        wins early (`runtime.penalty_probe`); self.hp becomes the decision, with `disc_gp_auto` resolved."""
-        hp = self.hp
-        probe_hp = dataclasses.replace(
-            hp, steps=hp.disc_gp_probe_steps, disc_gp=0.0, disc_gp_auto=False, link_smoothing=0.0,
-            link_smoothing_auto=False, link_smoothing_until=0,
-        )  # fmt: skip
-        log.info("probing the discriminator for %d steps without the gradient penalty", probe_hp.steps)
-        probe = SCMODAL(progress=self.progress, devices=self.devices, data_mode=self.data_mode,
-                        prefetch=self.prefetch, stream_chunk_mb=self.stream_chunk_mb, **probe_hp.to_dict())  # fmt: skip
-        probe._nets, state = init_state(probe_hp, inputs.n_features)
-        probe._mesh = make_mesh(self.devices, probe_hp.batch_size)
-        probe._state = place(state, replicated(probe._mesh))
-        probe.fit_report_ = {"streamed_chunks": 0}
-        if choose_data_mode(self.data_mode, inputs.dense_nbytes) == "device":
-            probe._train_loop(None, data=place(inputs.dense(), replicated(probe._mesh)))
-        else:
-            probe._train_loop(None, sources=inputs.sources, links=inputs.links)
-        reading = penalty_decision(probe.history_["loss_d"].to_numpy(np.float64), len(inputs.links),
-                                   hp.disc_gp_probe_below)  # fmt: skip
-        self.hp = dataclasses.replace(hp, disc_gp=hp.disc_gp if reading["penalty"] else 0.0, disc_gp_auto=False)
-        log.info("discriminator loss over the probe at %.2f x equilibrium: gradient penalty %s", reading["ratio"],
-                 "on" if reading["penalty"] else "off")  # fmt: skip
-        return reading
 
     def _member_seeds(self) -> list[int]:
         return [self.hp.seed + i for i in range(self.n_seeds)]
@@ -251,10 +277,8 @@ class SCMODAL:
         best = int(np.argmax(scores))
         self._state = member(stacked, best)
         self.hp = dataclasses.replace(self.hp, seed=seeds[best])
-        if self._member_metrics:
-            chosen = {k: np.concatenate([m[k][:, best] for m in self._member_metrics]) for k in METRIC_NAMES}
-            steps = self.history_["step"].to_numpy()[-len(chosen[METRIC_NAMES[0]]) :]
-            self.history_ = pd.DataFrame({"step": steps, **chosen})
+        self._history.keep_member(best)
+        self.history_ = self._history.frame
         self.fit_report_["members"] = members
         self.fit_report_["chosen_seed"] = seeds[best]
         log.info("ensemble of %d seeds: kept seed %d (link_consistency %s)", len(seeds), seeds[best],
@@ -263,6 +287,7 @@ class SCMODAL:
     def _resume(self, path: str | Path, n_features: tuple[int, ...], widths: tuple[int, ...]) -> None:
         meta = checkpoint.read_metadata(path)
         saved = meta["hyperparameters"]
+        self.hp = self._requested_hp
         if (
             self.hp.disc_gp_auto
             and not saved.get("disc_gp_auto", False)
@@ -284,101 +309,6 @@ class SCMODAL:
         self._nets, template = init_state(self.hp, n_features)
         self._state = checkpoint.restore(path, template)
         self.history_ = pd.DataFrame(meta.get("history", {}), columns=["step", *METRIC_NAMES])
-
-    def _schedule(self, start: int, max_chunk: int) -> list[tuple[int, int]]:
-        """(first step, n steps) of each host call: chunks stop at every logging and checkpoint boundary."""
-        hp = self.hp
-        boundaries = [self.log_every or hp.steps_per_call]
-        if self.checkpoint_dir is not None and self.checkpoint_every:
-            boundaries.append(self.checkpoint_every)
-        chunks, step = [], start
-        while step < hp.steps:
-            next_stop = min([hp.steps] + [(step // b + 1) * b for b in boundaries])
-            n = min(hp.steps_per_call, max_chunk, next_stop - step)
-            chunks.append((step, n))
-            step += n
-        return chunks
-
-    def _train_loop(self, callback, data=None, sources=None, links=None) -> None:
-        hp = self.hp
-        trainer = (
-            EnsembleTrainer.for_networks(self._nets)
-            if self.n_seeds > 1
-            else Trainer.for_networks(self._nets, self._mesh)
-        )
-        start = int(np.asarray(self._state["step"]).reshape(-1)[0])  # ensemble members share the step
-        log_every = self.log_every or hp.steps_per_call
-        log.info(
-            "training on %s with %d of %d device(s), %s data, steps %d -> %d",
-            jax.default_backend(),
-            1 if self._mesh is None else self._mesh.size,
-            jax.device_count(),
-            "device-resident" if data is not None else "streamed",
-            start,
-            hp.steps,
-        )
-        if data is not None:
-            schedule = self._schedule(start, hp.steps_per_call)
-            chunks = ((n, lambda state, n=n: trainer.run(state, data, n)) for _, n in schedule)
-        else:
-            row_bytes = 4 * (sum(s.shape[1] for s in sources) + sum(a.shape[1] + b.shape[1] for a, b in links))
-            max_chunk = max(1, int(self.stream_chunk_mb * 2**20 // (row_bytes * hp.batch_size)))
-            schedule = self._schedule(start, max_chunk)
-            key = np.asarray(jax.device_get(self._state["key"]))
-            stream = BatchStream(sources, links, hp.batch_size, key, schedule, stacked_rows(self._mesh), self.prefetch)
-            chunks = (
-                (n, lambda state, batch=batch: trainer.run_batches(state, batch))
-                for (_, n), batch in zip(schedule, self._counted(stream), strict=True)
-            )
-        pending: list[dict[str, jax.Array]] = []  # metrics of chunks not yet in history_
-        step = last_log = start
-        bar = tqdm(total=hp.steps, initial=start, disable=not self.progress, desc="scMODAL", unit="step")
-        for n, run_chunk in chunks:
-            self._state, metrics = run_chunk(self._state)
-            pending.append(metrics)
-            step += n
-            checkpoint_due = bool(self.checkpoint_dir is not None and self.checkpoint_every)
-            checkpoint_due = checkpoint_due and step % self.checkpoint_every == 0
-            if step % log_every == 0 or step == hp.steps:
-                self._flush_metrics(pending, step)
-                pending = []
-                summary = self._means_since(last_log)
-                last_log = step
-                bar.set_postfix({k: f"{summary[k]:.3g}" for k in ("loss_total", "loss_d", "loss_anchor")})
-                if callback is not None:
-                    callback(step, summary)
-            elif checkpoint_due:
-                # A checkpoint's history must reach its step, or a run resumed from it would miss those rows.
-                self._flush_metrics(pending, step)
-                pending = []
-            bar.update(n)
-            if checkpoint_due:
-                self.save(self.checkpoint_dir)
-        bar.close()
-
-    def _counted(self, stream: BatchStream):
-        # The witness that batches really came from the stream (tests of the streamed path assert it).
-        for batch in stream:
-            self.fit_report_["streamed_chunks"] += 1
-            yield batch
-
-    def _means_since(self, last_step: int) -> dict[str, float]:
-        rows = self.history_[self.history_["step"] > last_step]
-        return {k: float(np.mean(rows[k].to_numpy(np.float32))) for k in METRIC_NAMES}
-
-    def _flush_metrics(self, pending: list[dict[str, jax.Array]], step: int) -> dict[str, float]:
-        host = jax.device_get(pending)
-        stacked = {k: np.concatenate([np.asarray(m[k]) for m in host]) for k in METRIC_NAMES}
-        if stacked[METRIC_NAMES[0]].ndim == 2:  # ensemble: (steps, members); history_ shows their mean meanwhile
-            self._member_metrics.append(stacked)
-            stacked = {k: v.mean(axis=1) for k, v in stacked.items()}
-        n = len(stacked[METRIC_NAMES[0]])
-        rows = pd.DataFrame({"step": np.arange(step - n + 1, step + 1), **stacked})
-        if not np.isfinite(rows[list(METRIC_NAMES)].to_numpy()).all():
-            bad = rows.loc[~np.isfinite(rows[list(METRIC_NAMES)]).all(axis=1), "step"].iloc[0]
-            raise FloatingPointError(f"non-finite loss at step {bad}; lower lr or check the input scaling")
-        self.history_ = rows if self.history_.empty else pd.concat([self.history_, rows], ignore_index=True)
-        return {k: float(np.mean(v)) for k, v in stacked.items()}
 
     # ------------------------------------------------------------------ prediction
     def _check_fitted(self) -> Networks:
