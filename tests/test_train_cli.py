@@ -78,6 +78,11 @@ def test_schema_rejects_misspelt_keys_and_bad_values():
         _compose(["train.stepz=3"])
     with pytest.raises(Exception, match="steps"):
         _compose(["train.steps=many"])
+    # the model part of the schema is generated from Hyperparameters: its keys and types are checked too
+    with pytest.raises(Exception, match="lambda_gann"):
+        _compose(["model.lambda_gann=1"])
+    with pytest.raises(Exception, match="disc_gp_auto"):
+        _compose(["model.disc_gp_auto=perhaps"])
     with pytest.raises(ValueError, match="logger.name"):
         config_module.validate(_compose(["logger.name=tensorboard"]))
 
@@ -317,3 +322,6 @@ def test_config_schema_covers_every_hyperparameter_with_the_same_defaults():
     schema = {f.name: f.default for f in fields(ModelConfig)}
     schema.update({f.name: f.default for f in fields(TrainConfig) if f.name not in _TRAIN_ONLY})
     assert schema == {f.name: f.default for f in fields(Hyperparameters)}
+    # and the composed default job trains with exactly the library's defaults (the yaml files set none of them)
+    composed = config_module.hyperparameters(_compose(["data=bmmc_cite"]))
+    assert composed == Hyperparameters(steps=composed.steps)

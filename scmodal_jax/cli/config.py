@@ -5,12 +5,12 @@ Only `train.py` composes them; the library itself takes plain arguments.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields, make_dataclass
+from typing import Any, get_type_hints
 
 from hydra.core.config_store import ConfigStore
 
-from ..core.hparams import Hyperparameters
+from ..core.hparams import TRAINING_FIELDS, Hyperparameters
 
 
 @dataclass
@@ -40,52 +40,21 @@ class DataConfig:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
-class ModelConfig:
-    n_latent: int = 20
-    hidden: int = 512
-    disc_hidden: int = 512
-    init: str = "normal"
-    init_std: float = 0.1
-    logit_clamp: float = 50.0
-    lambda_gan: float = 1.0
-    lambda_ae: float = 10.0
-    lambda_la: float = 10.0
-    lambda_anchor: float = 1.0
-    lambda_geo: float = 10.0
-    geo_clamp: float = 0.975
-    # Beyond the paper (conf/model/paper.yaml turns every one off): see scmodal_jax/core/hparams.py.
-    gan_warmup: int = 0
-    disc_smoothing: float = 0.0
-    disc_gp: float = 1.0
-    disc_gp_below: float = 0.0
-    disc_gp_until: int = 0
-    disc_gp_auto: bool = True
-    disc_gp_probe_steps: int = 300
-    disc_gp_probe_below: float = 0.75
-    lambda_refine: float = 0.0
-    refine_start: int = 0
-    refine_agree_k: int = 100
-    link_smoothing: float = 0.7
-    link_smoothing_k: int = 15
-    link_smoothing_auto: bool = True
-    link_smoothing_until: int = 0
-    matmul_precision: str = "float32"  # networks' matmuls: float32 | tf32 | bfloat16 (losses stay float32)
+def _hyperparameter_fields(names: Any) -> list[tuple[str, type, Any]]:
+    """(name, type, field with the default) of these `Hyperparameters` fields: the schema's one source."""
+    types = get_type_hints(Hyperparameters)
+    return [(f.name, types[f.name], field(default=f.default)) for f in fields(Hyperparameters) if f.name in names]
+
+
+_MODEL_FIELDS = tuple(f.name for f in fields(Hyperparameters) if f.name not in TRAINING_FIELDS)
+#: `model.`: networks, loss weights and the mechanisms beyond the paper (`Hyperparameters` minus TRAINING_FIELDS).
+ModelConfig = make_dataclass("ModelConfig", _hyperparameter_fields(_MODEL_FIELDS))
 
 
 @dataclass
-class TrainConfig:
-    steps: int = 10_000
-    batch_size: int = 500
-    k_anchor: int = 30
-    d_steps: int = 5
-    lr: float = 1e-3
-    disc_lr: float = 1e-3
-    weight_decay: float = 1e-3
-    disc_weight_decay: float = 1e-3
-    clip_norm: float = 5.0
-    steps_per_call: int = 100
-    seed: int = 1234
+class TrainOptions:
+    """`train.` settings that never change what is computed: the host loop, devices, checkpoints."""
+
     log_every: int = 100
     checkpoint_every: int = 1000
     resume: bool = False
@@ -97,6 +66,10 @@ class TrainConfig:
     distributed: bool = False  # call jax.distributed.initialize() first (multi-host launches)
     # Seeds trained together (vmapped), seed, seed+1, ...; the best by the label-free quality score is kept.
     n_seeds: int = 1
+
+
+#: `train.`: the training fields of `Hyperparameters` (TRAINING_FIELDS) and the host-side `TrainOptions`.
+TrainConfig = make_dataclass("TrainConfig", _hyperparameter_fields(TRAINING_FIELDS), bases=(TrainOptions,))
 
 
 @dataclass
@@ -129,10 +102,7 @@ class Config:
 
 
 LOGGERS = ("csv", "wandb", "none")
-_TRAIN_ONLY = {
-    "log_every", "checkpoint_every", "resume", "resume_from", "progress", "devices", "data_mode", "prefetch",
-    "distributed", "n_seeds",
-}  # fmt: skip
+_TRAIN_ONLY = frozenset(f.name for f in fields(TrainOptions))
 
 
 def register() -> None:

@@ -126,6 +126,12 @@ class Hyperparameters:
         return dataclasses.asdict(self)
 
 
+#: The fields Hydra puts under `train.` (how long and how the optimisers run); every other field is under `model.`.
+TRAINING_FIELDS = (
+    "steps", "batch_size", "k_anchor", "d_steps", "lr", "disc_lr", "weight_decay", "disc_weight_decay", "clip_norm",
+    "steps_per_call", "seed",
+)  # fmt: skip
+
 #: The original scMODAL's training, written out: every loss weight and optimiser setting of the paper and each
 #: mechanism beyond it switched off. `SCMODAL(preset="paper")` and Hydra's `model=paper` give exactly this.
 PAPER: dict[str, Any] = {
