@@ -17,9 +17,11 @@ DataFrames named by the target's features) into the user's own objects.
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -143,8 +145,17 @@ def _warn_if_counts(X: Any, label: str) -> None:
             f"values as already scaled. Pass recipe= (one of {', '.join(RECIPES)}) to normalise and scale them, "
             "or normalise, log1p and z-score them first (e.g. scanpy's normalize_total, log1p, scale).",
             UserWarning,
-            stacklevel=4,  # the user's fit() call
+            stacklevel=_caller_outside_package(),  # the user's fit() call
         )
+
+
+def _caller_outside_package() -> int:
+    """The `stacklevel` (for a `warnings.warn` in the calling function) of the first frame outside this package."""
+    package = str(Path(__file__).resolve().parent)
+    frame, level = sys._getframe(1), 1
+    while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _columns(X: Any, cols: np.ndarray) -> np.ndarray:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,9 +26,6 @@ from .runtime.penalty_probe import probe_penalty, wants_probe
 from .runtime.trainer import History, LoopOptions, ProgressView, TrainingData, train
 
 log = logging.getLogger(__name__)
-
-# Fields that may differ between a checkpoint and the model resuming from it.
-_RESUMABLE_CHANGES = {"steps", "steps_per_call"}
 
 
 class SCMODAL:
@@ -163,7 +159,7 @@ class SCMODAL:
         )
         inputs = training_inputs(given.datasets, given.links)
         if inputs.preprocessing is not None:
-            self.preprocessing_ = preprocessing_record(inputs.preprocessing)
+            self.preprocessing_ = inputs.preprocessing.record()
         elif given.record is not None:
             self.preprocessing_ = given.record
         self.obs_names_ = given.obs_names
@@ -286,26 +282,7 @@ class SCMODAL:
 
     def _resume(self, path: str | Path, n_features: tuple[int, ...], widths: tuple[int, ...]) -> None:
         meta = checkpoint.read_metadata(path)
-        saved = meta["hyperparameters"]
-        self.hp = self._requested_hp
-        if (
-            self.hp.disc_gp_auto
-            and not saved.get("disc_gp_auto", False)
-            and saved.get("disc_gp") in (0.0, self.hp.disc_gp)
-        ):
-            # the checkpoint's run already took the penalty probe's decision: continue with it
-            self.hp = dataclasses.replace(self.hp, disc_gp=float(saved["disc_gp"]), disc_gp_auto=False)
-        current = self.hp.to_dict()
-        changed = {k: (saved[k], current[k]) for k in saved if k not in _RESUMABLE_CHANGES and saved[k] != current[k]}
-        if changed:
-            detail = ", ".join(f"{k}: saved {a!r} vs now {b!r}" for k, (a, b) in sorted(changed.items()))
-            raise ValueError(f"cannot resume from {path}: hyperparameters differ ({detail})")
-        if tuple(meta["n_features"]) != n_features:
-            raise ValueError(
-                f"cannot resume from {path}: it was trained on {meta['n_features']} features, data have {n_features}"
-            )
-        if tuple(meta["link_widths"]) != widths:
-            raise ValueError(f"cannot resume from {path}: link widths {meta['link_widths']} vs {widths} now")
+        self.hp = checkpoint.resumable_hyperparameters(path, meta, self._requested_hp, n_features, widths)
         self._nets, template = init_state(self.hp, n_features)
         self._state = checkpoint.restore(path, template)
         self.history_ = pd.DataFrame(meta.get("history", {}), columns=["step", *METRIC_NAMES])
@@ -447,27 +424,3 @@ class SCMODAL:
         model.history_ = pd.DataFrame(meta.get("history", {}), columns=["step", *METRIC_NAMES])
         model.preprocessing_ = meta.get("preprocessing")
         return model
-
-
-def preprocessing_record(prepared: Any) -> dict[str, Any]:
-    """What a recipe did, in JSON-able form: modality and feature names, per-feature scaling, recipe info."""
-    scaling = []
-    for sc in prepared.scaling:
-        if sc is None or sc.mean is None:
-            scaling.append(None)
-        else:
-            scaling.append({"mean": np.asarray(sc.mean).tolist(), "std": np.asarray(sc.std).tolist(),
-                            "max_value": sc.max_value})  # fmt: skip
-    info = {}
-    for key, value in dict(getattr(prepared, "info", {}) or {}).items():
-        try:
-            json.dumps(value)
-        except TypeError:
-            continue
-        info[key] = value
-    return {
-        "modalities": [str(m) for m in prepared.modalities],
-        "feature_names": [[str(f) for f in names] for names in prepared.feature_names],
-        "scaling": scaling,
-        "info": info,
-    }

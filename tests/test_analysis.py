@@ -20,7 +20,7 @@ from scmodal_jax.analysis.mapping import NormStep
 from scmodal_jax.core.step import init_state
 from scmodal_jax.data.io import average_duplicate_columns
 from scmodal_jax.data.recipes import prepare_rna_protein
-from scmodal_jax.model import SCMODAL, preprocessing_record
+from scmodal_jax.model import SCMODAL
 
 GENES = ["CD14", "CD4", "CD19", "MS4A1", "CD3D", "CD3E", "CD3G", "CD8A", "CD8B", "PTPRC", "LYZ", "GNLY"]
 GENES += [f"G{i}" for i in range(28)]
@@ -51,7 +51,7 @@ def cite():
     rna_ad.obs["cell_type"] = pd.Categorical(np.where(state[:, 0] > 0, "A", "B"))
     prot_df = pd.DataFrame(prot, index=cells, columns=PROTEINS)
     prep = prepare_rna_protein(rna_ad, prot_df, n_hvg=15)
-    model = untrained([x.shape[1] for x in prep.datasets], preprocessing_record(prep), (prep.links[0].n_features,))
+    model = untrained([x.shape[1] for x in prep.datasets], prep.record(), (prep.links[0].n_features,))
     return {"rna": rna_ad, "protein": prot_df, "prep": prep, "model": model}
 
 

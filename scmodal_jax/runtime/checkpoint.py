@@ -13,6 +13,7 @@ or the new checkpoint readable: `locate` finds the complete one. In a multi-proc
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -203,3 +204,31 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     raise TypeError(f"cannot store {type(obj).__name__} in checkpoint metadata")
+
+
+# Fields that may differ between a checkpoint and the model resuming from it.
+RESUMABLE_CHANGES = frozenset({"steps", "steps_per_call"})
+
+
+def resumable_hyperparameters(
+    path: Any, meta: dict[str, Any], requested: Any, n_features: tuple[int, ...], widths: tuple[int, ...]
+) -> Any:
+    """The hyperparameters a run resumed from the checkpoint at `path` (its `meta`) continues with: `requested`,
+    with the penalty probe's decision taken from the checkpoint's run. Raises ValueError naming what differs."""
+    saved = meta["hyperparameters"]
+    hp = requested
+    if hp.disc_gp_auto and not saved.get("disc_gp_auto", False) and saved.get("disc_gp") in (0.0, hp.disc_gp):
+        # the checkpoint's run already took the penalty probe's decision: continue with it
+        hp = dataclasses.replace(hp, disc_gp=float(saved["disc_gp"]), disc_gp_auto=False)
+    current = hp.to_dict()
+    changed = {k: (saved[k], current[k]) for k in saved if k not in RESUMABLE_CHANGES and saved[k] != current[k]}
+    if changed:
+        detail = ", ".join(f"{k}: saved {a!r} vs now {b!r}" for k, (a, b) in sorted(changed.items()))
+        raise ValueError(f"cannot resume from {path}: hyperparameters differ ({detail})")
+    if tuple(meta["n_features"]) != n_features:
+        raise ValueError(
+            f"cannot resume from {path}: it was trained on {meta['n_features']} features, data have {n_features}"
+        )
+    if tuple(meta["link_widths"]) != widths:
+        raise ValueError(f"cannot resume from {path}: link widths {meta['link_widths']} vs {widths} now")
+    return hp

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,6 +121,30 @@ class Prepared:
             else:
                 res.append((self.datasets[i][:, lb.left_cols], self.datasets[j][:, lb.right_cols]))
         return res
+
+    def record(self) -> dict[str, Any]:
+        """What the recipe did, in JSON-able form (stored with a model as `preprocessing_`): modality and feature
+        names, per-feature scaling, and the JSON-able part of `info`."""
+        scaling = []
+        for sc in self.scaling:
+            if sc is None or sc.mean is None:
+                scaling.append(None)
+            else:
+                scaling.append({"mean": np.asarray(sc.mean).tolist(), "std": np.asarray(sc.std).tolist(),
+                                "max_value": sc.max_value})  # fmt: skip
+        info = {}
+        for key, value in dict(self.info or {}).items():
+            try:
+                json.dumps(value)
+            except TypeError:
+                continue
+            info[key] = value
+        return {
+            "modalities": [str(m) for m in self.modalities],
+            "feature_names": [[str(f) for f in names] for names in self.feature_names],
+            "scaling": scaling,
+            "info": info,
+        }
 
     def link_pairs(self) -> list[list[tuple[str, str]]]:
         """Linked feature names per pair (for explicit links: the features the projection was built on)."""
