@@ -62,16 +62,30 @@ def write_mtx_triple(folder, prefix, dense, features, barcodes, n_feature_cols=3
     return paths
 
 
-def write_fcs(path, values, names, markers=None, datatype="F", big_endian=False, offsets_in_text=False):
-    """A list-mode FCS 3.0 file of ``values`` (events x parameters), float (``F``) or 16-bit integer (``I``)."""
+def write_fcs(
+    path,
+    values,
+    names,
+    markers=None,
+    datatype="F",
+    big_endian=False,
+    offsets_in_text=False,
+    ranges=None,
+    amplification=None,
+    keywords=None,
+):
+    """A list-mode FCS 3.0 file of ``values`` (events x parameters): float (``F``), double (``D``) or 16-bit
+    integer (``I``) words, written as given (so integer words may carry junk above their ``$PnR`` bits).
+
+    ``ranges`` / ``amplification``: ``$PnR`` / ``$PnE`` per channel (default ``1024`` / ``0,0``); ``keywords``:
+    further TEXT pairs, e.g. ``{"$SPILLOVER": "2,FL1,FL2,1,0.1,0.05,1"}``. ``offsets_in_text`` puts the DATA
+    offsets in ``$BEGINDATA`` / ``$ENDDATA`` only (zeros in the HEADER, as for files past 99,999,999 bytes);
+    otherwise they are in the HEADER only.
+    """
     n_tot, n_par = values.shape
     endian = ">" if big_endian else "<"
-    if datatype == "F":
-        raw = values.astype(endian + "f4").tobytes()
-        bits = 32
-    else:
-        raw = values.astype(endian + "u2").tobytes()
-        bits = 16
+    bits = {"F": 32, "D": 64, "I": 16}[datatype]
+    raw = values.astype(endian + {"F": "f4", "D": "f8", "I": "u2"}[datatype]).tobytes()
     pairs = {
         "$BYTEORD": "4,3,2,1" if big_endian else "1,2,3,4",
         "$DATATYPE": datatype,
@@ -84,10 +98,11 @@ def write_fcs(path, values, names, markers=None, datatype="F", big_endian=False,
     for k, name in enumerate(names, start=1):
         pairs[f"$P{k}N"] = name
         pairs[f"$P{k}B"] = str(bits)
-        pairs[f"$P{k}R"] = "1024"
-        pairs[f"$P{k}E"] = "0,0"
+        pairs[f"$P{k}R"] = str(ranges[k - 1]) if ranges else "1024"
+        pairs[f"$P{k}E"] = amplification[k - 1] if amplification else "0,0"
         if markers and markers[k - 1]:  # FCS 3 forbids empty values: unset markers are left out
             pairs[f"$P{k}S"] = markers[k - 1]
+    pairs.update(keywords or {})
     text_start = 58
     if offsets_in_text:
         pairs["$BEGINDATA"] = pairs["$ENDDATA"] = "0" * 12

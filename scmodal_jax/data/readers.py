@@ -1,4 +1,4 @@
-"""Parsers of single-cell file formats into :class:`anndata.AnnData`, using only h5py, scipy and pandas.
+"""Parsers of single-cell file formats into :class:`anndata.AnnData`.
 
 * :func:`read_10x_h5` -- 10x Genomics HDF5 matrices (Cell Ranger >= 3 / ARC / ATAC, legacy Cell Ranger 2);
 * :func:`read_10x_mtx` -- 10x Matrix Market triples (matrix, features, barcodes);
@@ -6,17 +6,31 @@
 * :func:`read_fcs` -- list-mode FCS 2.0/3.0/3.1 cytometry files;
 * :func:`read_loom` -- loom files.
 
-Repeated feature names are made unique (as anndata's ``var_names_make_unique``).
+Repeated feature names are made unique (as anndata's ``var_names_make_unique``). The HDF5, Matrix Market and
+text formats are read with h5py, scipy and pandas.
+
+FCS files are parsed by `flowio <https://github.com/whitews/FlowIO>`_ (BSD-3, numpy only; also the parser
+under FlowKit and readfcs): HEADER, TEXT and DATA segments, float, double and integer data in either byte
+order, data offsets in the HEADER or the TEXT. Of the maintained readers compared, flowio was kept because
+readfcs (2.1.1) is a thin AnnData layer over flowio itself, with var and uns conventions of its own and no
+``$PnE`` decoding, and fcsparser (0.2.8, its latest release) pins numpy < 2, so it does not install next to
+this package. What the FCS standard asks beyond the parsing is done here, explicitly, on flowio's values as
+stored: the ``$PnR`` bit mask of integer data (flowio 1.4 masks as well; ours makes the result independent of
+the flowio version and is a no-op after it), ``$PnE`` decoding (flowio's own preprocessing would also divide by
+``$PnG``, which the values here keep) and compensation with the file's spillover matrix.
 """
 
 from __future__ import annotations
 
 import gzip
 import os
+import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import anndata as ad
+import flowio
 import h5py
 import numpy as np
 import pandas as pd
@@ -134,67 +148,104 @@ def read_count_table(
     return ad.AnnData(X=M, obs=pd.DataFrame(index=pd.Index(cells)), var=pd.DataFrame(index=unique_names(feats)))
 
 
-def _parse_fcs_text(raw: bytes) -> dict[str, str]:
-    text = raw.decode("latin-1")
-    delim = text[0]
-    fields, buf, i = [], [], 1
-    while i < len(text):
-        ch = text[i]
-        if ch == delim:
-            if i + 1 < len(text) and text[i + 1] == delim:  # escaped delimiter
-                buf.append(delim)
-                i += 2
-                continue
-            fields.append("".join(buf))
-            buf = []
-        else:
-            buf.append(ch)
-        i += 1
-    if buf:
-        fields.append("".join(buf))
-    return {fields[k].strip().upper(): fields[k + 1].strip() for k in range(0, len(fields) - 1, 2)}
+def _flow_data(path: str | os.PathLike) -> flowio.FlowData:
+    # nextdata_offset=0: the first data set of a multi-set file (flowio would refuse it otherwise)
+    try:
+        return flowio.FlowData(str(path), nextdata_offset=0)
+    except KeyError as err:  # no $BEGINDATA/$ENDDATA (FCS 3.x asks for them): the HEADER offsets are all there is
+        if err.args[0] not in ("begindata", "enddata"):
+            raise
+        return flowio.FlowData(str(path), use_header_offsets=True, nextdata_offset=0)
+    except flowio.exceptions.DataOffsetDiscrepancyError:
+        header = flowio.FlowData(str(path), ignore_offset_discrepancy=True, only_text=True, nextdata_offset=0).header
+        if header["data_start"] or header["data_stop"]:
+            raise
+        # zeros in the HEADER defer to $BEGINDATA/$ENDDATA (FCS 3.1, past 99,999,999 bytes; some writers always)
+        return flowio.FlowData(str(path), ignore_offset_discrepancy=True, nextdata_offset=0)
+
+
+def _fcs_bit_mask(values: np.ndarray, ranges: Sequence[float], bits: Sequence[int]) -> np.ndarray:
+    # integer channels keep the bits their $PnR needs: instruments may store e.g. 10-bit values in 16-bit words
+    # with other data in the high bits
+    masks = []
+    for r, b in zip(ranges, bits, strict=True):
+        width = (max(int(np.ceil(r)), 1) - 1).bit_length()  # values lie in [0, PnR): ceil(log2(PnR)) bits
+        masks.append((1 << min(width, int(b))) - 1)
+    return (np.asarray(values).astype(np.uint64) & np.asarray(masks, dtype=np.uint64)).astype(np.float64)
+
+
+def _fcs_linear(values: np.ndarray, amplification: Sequence[Sequence[float]], ranges: Sequence[float]) -> np.ndarray:
+    """Decode ``$PnE f1,f2`` log-amplified channels to linear values, ``f2 * 10**(f1 * x / PnR)`` where ``f1 > 0``
+    (``f2 = 0`` read as 1, as FCS 3.1 asks); linear channels (``f1 = 0``) are returned as they are."""
+    out = np.array(values, dtype=np.float64)
+    for k, ((decades, offset), r) in enumerate(zip(amplification, ranges, strict=True)):
+        if decades > 0:
+            out[:, k] = (offset or 1.0) * 10.0 ** (decades * out[:, k] / r)
+    return out
+
+
+def _fcs_spillover(value: str) -> tuple[list[str], np.ndarray]:
+    """Parse a ``$SPILLOVER`` / ``$SPILL`` / ``SPILL`` value ``n,name_1,...,name_n,s_11,s_12,...,s_nn`` into the
+    channel names (``$PnN``) and the n x n spillover matrix (row i: the spill of channel i into each channel)."""
+    tokens = [t.strip() for t in value.strip().split(",")]
+    n = int(float(tokens[0]))
+    names, entries = tokens[1 : n + 1], tokens[n + 1 :]
+    if len(names) != n or len(entries) != n * n:
+        raise ValueError(f"spillover matrix of {n} channels needs {n} names and {n * n} values, got {value!r}")
+    return names, np.asarray(entries, dtype=np.float64).reshape(n, n)
+
+
+def _fcs_compensate(values: np.ndarray, columns: Sequence[int], spillover: np.ndarray) -> np.ndarray:
+    """Compensated values: ``values[:, columns] @ inv(spillover)``, the other columns unchanged."""
+    out = np.array(values, dtype=np.float64)
+    # x @ inv(S) solved as S.T y.T = x.T: no explicit inverse
+    out[:, columns] = np.linalg.solve(np.asarray(spillover, dtype=np.float64).T, out[:, columns].T).T
+    return out
 
 
 def read_fcs(path: str | os.PathLike) -> ad.AnnData:
-    """Read a list-mode FCS 2.0/3.0/3.1 file (``$DATATYPE`` F, D or I with equal bit widths).
+    """Read a list-mode FCS 2.0/3.0/3.1 file (its first data set) with flowio, decoded as the standard asks.
+
+    Integer data are masked to the bits their ``$PnR`` range needs, log-amplified channels (``$PnE f1,f2``,
+    ``f1 > 0``) are decoded to linear values ``f2 * 10**(f1 * x / PnR)`` (``f2 = 0`` read as 1), and a spillover
+    matrix ``S`` (``$SPILLOVER``, ``$SPILL`` or ``SPILL``) compensates the channels it names (by ``$PnN``):
+    ``x[:, named] @ inv(S)``. ``$PnG`` gains and ``$TIMESTEP`` are not applied.
 
     Returns events x parameters float32. ``var_names`` are the ``$PnS`` marker names when all are set and
-    unique, else the ``$PnN`` channel names; both are kept in ``var['channel']`` / ``var['marker']``. No
-    compensation or transformation is applied.
+    unique, else the ``$PnN`` channel names; both are kept in ``var['channel']`` / ``var['marker']``.
+    ``uns['fcs_meta']`` holds the TEXT keywords other than the per-channel ones (``$COM``, ``$CYT``, ...: flowio
+    drops every ``$`` on reading, the standard keywords get theirs back), and ``uns['fcs_compensation']`` the
+    ``channels`` and ``spillover`` matrix applied, when the file has one.
     """
-    data = Path(path).read_bytes()
-    if not data[:3] == b"FCS":
-        raise ValueError(f"{path} is not an FCS file")
-    offsets = [int(data[10 + 8 * k : 18 + 8 * k].strip() or 0) for k in range(4)]
-    meta = _parse_fcs_text(data[offsets[0] : offsets[1] + 1])
-    begin, end = offsets[2], offsets[3]
-    if begin == 0 and end == 0:  # large files put the offsets in TEXT
-        begin, end = int(meta["$BEGINDATA"]), int(meta["$ENDDATA"])
-    n_par, n_tot = int(meta["$PAR"]), int(meta["$TOT"])
-    if meta.get("$MODE", "L").upper() != "L":
-        raise ValueError(f"{path}: only list-mode ($MODE L) FCS files are supported")
-    order = meta.get("$BYTEORD", "1,2,3,4")
-    endian = "<" if order.startswith("1") else ">"
-    kind = meta["$DATATYPE"].upper()
-    if kind == "F":
-        dtype = np.dtype(endian + "f4")
-    elif kind == "D":
-        dtype = np.dtype(endian + "f8")
-    elif kind == "I":
-        bits = {int(meta[f"$P{k}B"]) for k in range(1, n_par + 1)}
-        if len(bits) != 1 or next(iter(bits)) not in (8, 16, 32, 64):
-            raise ValueError(f"{path}: integer FCS data with bit widths {sorted(bits)} are not supported")
-        dtype = np.dtype(f"{endian}u{next(iter(bits)) // 8}")
-    else:
-        raise ValueError(f"{path}: $DATATYPE {kind} is not supported")
-    values = np.frombuffer(data[begin : end + 1], dtype=dtype, count=n_par * n_tot).reshape(n_tot, n_par)
-    channels = [meta.get(f"$P{k}N", f"P{k}") for k in range(1, n_par + 1)]
-    markers = [meta.get(f"$P{k}S", "") for k in range(1, n_par + 1)]
+    flow = _flow_data(path)
+    text, n_par = flow.text, flow.channel_count
+    channels = [text.get(f"p{k}n", f"P{k}") for k in range(1, n_par + 1)]
+    markers = [text.get(f"p{k}s", "").strip() for k in range(1, n_par + 1)]
+    ranges = [float(text[f"p{k}r"]) for k in range(1, n_par + 1)]
+    values = flow.as_array(preprocess=False)  # as stored: flowio's preprocessing would also divide by $PnG
+    if flow.data_type.upper() == "I":
+        values = _fcs_bit_mask(values, ranges, [int(text[f"p{k}b"]) for k in range(1, n_par + 1)])
+    amplification = [[float(v) for v in text.get(f"p{k}e", "0,0").split(",")] for k in range(1, n_par + 1)]
+    values = _fcs_linear(values, amplification, ranges)
+    meta = {("$" if k in flowio.fcs_keywords.FCS_STANDARD_KEYWORDS else "") + k.upper(): v for k, v in text.items()
+            if not re.fullmatch(r"p\d+[a-z]+", k)}  # fmt: skip
+    spill = text.get("spillover") or text.get("spill")
+    compensation = None
+    if spill and spill.strip():
+        names, matrix = _fcs_spillover(spill)
+        lookup = {name: k for k, name in enumerate(markers) if name} | {name: k for k, name in enumerate(channels)}
+        missing = [name for name in names if name not in lookup]
+        if missing:
+            raise ValueError(f"{path}: the spillover matrix names channels {missing} that the file does not have")
+        values = _fcs_compensate(values, [lookup[name] for name in names], matrix)
+        compensation = {"channels": np.asarray(names, dtype=object), "spillover": matrix}
     use_markers = all(markers) and len(set(markers)) == n_par
     var = pd.DataFrame({"channel": channels, "marker": markers}, index=pd.Index(markers if use_markers else channels))
     adata = ad.AnnData(X=values.astype(np.float32), var=var)
-    adata.obs_names = [str(i) for i in range(n_tot)]
-    adata.uns["fcs_meta"] = {k: v for k, v in meta.items() if not k.startswith("$P")}
+    adata.obs_names = [str(i) for i in range(adata.n_obs)]
+    adata.uns["fcs_meta"] = meta
+    if compensation is not None:
+        adata.uns["fcs_compensation"] = compensation
     return adata
 
 
