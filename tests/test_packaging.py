@@ -22,12 +22,13 @@ import anndata as ad
 import numpy as np
 import pytest
 
+import scmodal_jax
 from scmodal_jax.data.links import protein_gene_table
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "scmodal_jax"
 CONF = REPO / "conf"
-BUILD_INPUTS = ["pyproject.toml", "setup.py", "README.md", "scmodal_jax", "conf"]
+BUILD_INPUTS = ["pyproject.toml", "setup.py", "README.md", "LICENSE", "scmodal_jax", "conf"]
 TINY = [
     "train.steps=200", "train.steps_per_call=100", "train.log_every=100", "train.batch_size=64",
     "model.hidden=32", "model.disc_hidden=32", "train.k_anchor=10", "train.progress=false",
@@ -80,15 +81,20 @@ def test_sdist_and_wheel_ship_every_module_data_file_and_config(dist):
     package_files = _source_files(PACKAGE)
     config_files = [f for f in _source_files(CONF) if f.endswith((".yaml", ".py"))]
     assert "data/protein_gene.tsv" in package_files and "config.yaml" in config_files
+    # one version, written in scmodal_jax/__init__.py and read by pyproject.toml (dynamic)
+    assert dist["wheel"].name.startswith(f"scmodal_jax-{scmodal_jax.__version__}-"), dist["wheel"].name
     with zipfile.ZipFile(dist["wheel"]) as whl:
         in_wheel = set(whl.namelist())
     assert not [f for f in package_files if f"scmodal_jax/{f}" not in in_wheel], "package files missing from wheel"
     assert not [f for f in config_files if f"scmodal_jax/conf/{f}" not in in_wheel], "configs missing from wheel"
     assert not [f for f in in_wheel if not f.startswith(("scmodal_jax/", "scmodal_jax-"))], "stray top-level files"
+    assert "py.typed" in package_files and "scmodal_jax/py.typed" in in_wheel  # typed package (PEP 561)
+    assert [f for f in in_wheel if f.endswith(".dist-info/licenses/LICENSE")], "the MIT licence ships in the wheel"
     with tarfile.open(dist["sdist"]) as tar:
         in_sdist = {name.split("/", 1)[1] for name in tar.getnames() if "/" in name}
     for f in config_files:
         assert f"conf/{f}" in in_sdist
+    assert {"LICENSE", "scmodal_jax/py.typed"} <= in_sdist
 
 
 @pytest.mark.slow

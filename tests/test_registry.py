@@ -92,7 +92,7 @@ def test_load_dataset_returns_what_the_loader_returns():
 
 
 # ------------------------------------------------------------------------------------------------------
-# Experiments' sources, the original releases and the README's data table
+# Experiments' sources, the original releases and the data table of docs/data.md
 # ------------------------------------------------------------------------------------------------------
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,10 +143,10 @@ def test_shared_datasets_name_their_original_release_unless_none_is_known():
     assert "not pinned" in registry.sources("pbmc5k_cite") and "46.7 MB, pinned" in registry.sources("bmmc_multiome")
 
 
-def test_readme_data_table_is_the_registry_table():
+def test_docs_data_table_is_the_registry_table():
     table = registry.markdown_table()
-    assert data_table.readme_table((ROOT / "README.md").read_text()) == table, (
-        "README data table is stale: run python scripts/data_table.py --write README.md"
+    assert data_table.readme_table((ROOT / "docs" / "data.md").read_text()) == table, (
+        "docs/data.md data table is stale: run python scripts/data_table.py --write docs/data.md"
     )
     rows = table.splitlines()[2:]
     assert len(rows) == len(registry.DATASETS)
