@@ -3,7 +3,8 @@
 `SCMODAL.fit` passes its inputs through :func:`fit_inputs`, which accepts, besides matrices:
 
 * a MuData (modalities from ``mdata.mod``, in ``modalities=`` order or the MuData's own), or a dict or list of
-  AnnData (or DataFrames); ``layer=`` reads ``adata.layers[layer]`` instead of ``.X`` (e.g. raw counts);
+  AnnData (or DataFrames); ``layer=`` reads ``adata.layers[layer]`` instead of ``.X`` (e.g. raw counts), one
+  name for every modality or a dict by modality name (``{"rna": "counts", "prot": None}``, None = ``.X``);
 * ``recipe=``: a recipe name (:data:`RECIPES`), run here on the raw objects, or a recipe's ``Prepared`` made
   from them; without a recipe the values are taken as already scaled, and raw counts get a ``UserWarning``;
 * links by feature name: per consecutive pair (i, i+1) a table of (feature of i, feature of i+1) names (a list
@@ -12,7 +13,9 @@
   :mod:`scmodal_jax.data.name_links`. With a recipe, links default to the recipe's own.
 
 :func:`add_results` writes ``obsm['X_scmodal']`` and the imputations (``obsm['imputed_<modality>']``,
-DataFrames named by the target's features) into the user's own objects.
+DataFrames named by the target's features) into the user's own objects; given a MuData, also into
+``mdata.obsm`` (one row per cell of ``mdata.obs_names``: the mean over the modalities that hold the cell, NaN
+where none does), where ``mu.pl`` and ``sc.pp.neighbors(mdata, use_rep="X_scmodal")`` look.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from .data.io import IMPUTED_PREFIX, LATENT_KEY
 from .data.name_links import LINK_TABLES, is_name_links, resolve_name_links
 from .data.recipes import prepare_generic, prepare_protein_protein, prepare_rna_atac, prepare_rna_protein
 
-__all__ = ["RECIPES", "FitInputs", "fit_inputs", "add_results", "count_like_max"]
+__all__ = ["RECIPES", "FitInputs", "fit_inputs", "add_results", "count_like_max", "layer_of"]
 
 RECIPES = ("rna_protein", "protein_protein", "rna_atac", "generic")
 # Largest value a scaled input reaches: the recipes clip z-scores at 10, and log1p of normalised counts stays below.
@@ -81,6 +84,21 @@ def _named(data: Any, modalities: Sequence[str] | None) -> tuple[list[str] | Non
     return (None if modalities is None else [str(m) for m in modalities]), items
 
 
+def layer_of(layer: str | Mapping[str, str | None] | None, names: Sequence[str] | None, i: int) -> str | None:
+    """The layer dataset `i` is read from: `layer` itself (one for every modality) or `layer[name of i]` (a dict
+    by modality name; a modality it does not name, or maps to None, is read from `.X`)."""
+    if layer is None or isinstance(layer, str):
+        return layer
+    if not isinstance(layer, Mapping):
+        raise TypeError(f"layer= must be a layer name or a dict by modality name, got {type(layer).__name__}")
+    if names is None:
+        raise ValueError("layer= as a dict needs named modalities: a MuData, a dict of AnnData, or modalities=")
+    unknown = [k for k in layer if str(k) not in names]
+    if unknown:
+        raise ValueError(f"layer= names modalities {unknown} that the input does not have; its modalities: {names}")
+    return layer.get(names[i])
+
+
 def _label(names: list[str] | None, i: int) -> str:
     return f"dataset {i}" if names is None else f"dataset {i} ({names[i]})"
 
@@ -99,7 +117,10 @@ def _matrix(x: Any, layer: str | None, label: str) -> Any:
         if layer is None:
             return x  # `training_inputs` reads .X itself (backed data stay backed)
         if layer not in x.layers:
-            raise KeyError(f"layer {layer!r} not found in {label}; its layers: {list(x.layers.keys())}")
+            raise KeyError(
+                f"layer {layer!r} not found in {label}; its layers: {list(x.layers.keys())}. A layer per modality: "
+                "layer={'rna': 'counts', 'prot': None} (None = .X)"
+            )
         return x.layers[layer]
     if layer is not None:
         raise ValueError(f"layer={layer!r} needs AnnData inputs; {label} is a {type(x).__name__}")
@@ -175,10 +196,10 @@ def _columns(X: Any, cols: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _run_recipe(recipe: str, items: list[Any], names: list[str] | None, links: Any, layer: str | None,
+def _run_recipe(recipe: str, items: list[Any], names: list[str] | None, links: Any, layer: Any,
                 kwargs: dict[str, Any]) -> Any:  # fmt: skip
     labels = [_label(names, i) for i in range(len(items))]
-    objs = [_as_anndata(x, layer, lab) for x, lab in zip(items, labels, strict=True)]
+    objs = [_as_anndata(x, layer_of(layer, names, i), labels[i]) for i, x in enumerate(items)]
     feats = [[str(v) for v in a.var_names] for a in objs]
     kw = dict(kwargs)
     if names is not None:
@@ -213,7 +234,7 @@ def fit_inputs(
     links: Any = None,
     *,
     modalities: Sequence[str] | None = None,
-    layer: str | None = None,
+    layer: str | Mapping[str, str | None] | None = None,
     recipe: str | Any = None,
     recipe_kwargs: Mapping[str, Any] | None = None,
 ) -> FitInputs:
@@ -237,6 +258,10 @@ def fit_inputs(
         return FitInputs(datasets, links, obs_names=[None if o is None else pd.Index(o.index) for o in obs])
     names, items = _named(datasets, modalities)
     if not isinstance(items, list):
+        if is_anndata(items):
+            raise ValueError(
+                "datasets is one AnnData; fit takes one object per modality: a MuData, a dict or list of AnnData"
+            )
         return FitInputs(items, links)
     labels = [_label(names, i) for i in range(len(items))]
     obs_names = [pd.Index(x.obs_names) if is_anndata(x) else None for x in items]
@@ -249,12 +274,13 @@ def fit_inputs(
         if recipe not in RECIPES:
             raise ValueError(f"unknown recipe {recipe!r}; use one of {RECIPES} or pass a Prepared")
         prepared = _run_recipe(recipe, items, names, links, layer, dict(recipe_kwargs or {}))
-        prepared.info["layer"] = layer  # stored with the model: results are later read from the same layer
+        # stored with the model: results are later read from the same layer(s)
+        prepared.info["layer"] = dict(layer) if isinstance(layer, Mapping) else layer
         return FitInputs(prepared, None, obs_names=obs_names)
     if recipe is not None:
         raise ValueError(f"recipe must be one of {RECIPES} or a Prepared, got {type(recipe).__name__}")
 
-    matrices = [_matrix(x, layer, lab) for x, lab in zip(items, labels, strict=True)]
+    matrices = [_matrix(x, layer_of(layer, names, i), labels[i]) for i, x in enumerate(items)]
     for X, lab in zip(matrices, labels, strict=True):
         _warn_if_counts(X, lab)
     feats = [_var_names(x) for x in items]
@@ -275,7 +301,7 @@ def fit_inputs(
             "modalities": names or [str(i) for i in range(len(items))],
             "feature_names": feats if named else None,
             "scaling": [None] * len(items),
-            "info": {"layer": layer},
+            "info": {"layer": dict(layer) if isinstance(layer, Mapping) else layer},
         }
     return FitInputs(matrices, links, record, obs_names if any(o is not None for o in obs_names) else None)
 
@@ -285,10 +311,39 @@ def fit_inputs(
 # ----------------------------------------------------------------------------------------------------------
 
 
+def _pooled_by_cell(mdata: Any, parts: list[tuple[pd.Index, Any]], key: str) -> Any:
+    """One row per cell of the MuData (`mdata.obs_names` order): the mean of the rows that the modalities holding
+    the cell wrote (a cell measured in two modalities, as in CITE-seq, gets the mean of its two latents), NaN for
+    a cell that none of them holds. DataFrames stay DataFrames (columns kept, index the MuData's cells)."""
+    width = parts[0][1].shape[1]
+    total = np.zeros((mdata.n_obs, width), np.float64)
+    count = np.zeros(mdata.n_obs, np.int64)
+    for names, values in parts:
+        pos = mdata.obs_names.get_indexer(names)
+        if (pos < 0).any():
+            raise ValueError(
+                f"{int((pos < 0).sum())} cells of a modality are not in mdata.obs_names (e.g. "
+                f"{list(names[pos < 0][:3])}); call mdata.update() after changing its modalities"
+            )
+        np.add.at(total, pos, np.asarray(values, np.float64))
+        np.add.at(count, pos, 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pooled = (total / count[:, None]).astype(np.float32)
+    pooled[count == 0] = np.nan
+    if isinstance(parts[0][1], pd.DataFrame):
+        return pd.DataFrame(pooled, index=mdata.obs_names, columns=parts[0][1].columns)
+    return pooled
+
+
 def _by_model_modality(model: Any, data: Any, modalities: Sequence[str] | None) -> list[tuple[int, Any]]:
     """(model modality index, object) for every object of `data`."""
     model_names = [str(m) for m in model.modalities]
     n = len(model_names)
+    if is_anndata(data) or isinstance(data, (np.ndarray, pd.DataFrame)) or sp.issparse(data):
+        raise ValueError(
+            f"expected one AnnData per modality of the model {model_names} (a list in that order, a dict by name or "
+            f"a MuData), got a single {type(data).__name__}"
+        )
     if is_mudata(data) or isinstance(data, Mapping):
         mods = dict(data.mod if is_mudata(data) else data)
         if modalities is not None:
@@ -312,7 +367,7 @@ def add_results(
     data: Any,
     impute: bool | str | Sequence[str] = False,
     *,
-    layer: str | None = None,
+    layer: str | Mapping[str, str | None] | None = None,
     input: str | None = None,
     scale: str | None = None,
     modalities: Sequence[str] | None = None,
@@ -330,7 +385,7 @@ def add_results(
     rec = getattr(model, "preprocessing_", None) or {}
     info = rec.get("info") or {}
     recipe = info.get("recipe")
-    layer = info.get("layer") if layer is None else layer
+    layer = info.get("layer") if layer is None else layer  # one name, or a dict by modality
     kind = input or ("counts" if recipe else "scaled")
     scale = scale or ("log1p" if recipe else "scaled")
     if impute is True:
@@ -345,24 +400,32 @@ def add_results(
         targets = [model_names.index(t) for t in wanted]
     fitted = getattr(model, "obs_names_", None)
     latent = getattr(model, "latent_", None)
+    written: dict[str, list[tuple[pd.Index, Any]]] = {key_added: []}
     for i, obj in pairs:
         if not is_anndata(obj):
             raise ValueError(
                 f"add_results writes into AnnData objects; modality {model_names[i]} is {type(obj).__name__}"
             )
+        layer_i = layer_of(layer, model_names, i)
         if rec.get("feature_names"):
-            source, options = obj, {"layer": layer}  # features selected by name
+            source, options = obj, {"layer": layer_i}  # features selected by name
         else:
-            source, options = _matrix(obj, layer, model_names[i]), {}
+            source, options = _matrix(obj, layer_i, model_names[i]), {}
             source = source.X if is_anndata(source) else source
         same = (fitted is not None and latent is not None and fitted[i] is not None
                 and obj.obs_names.equals(fitted[i]))  # fmt: skip
         z = latent[i] if same else encode(model, source, i, input=kind, **options)
         obj.obsm[key_added] = np.asarray(z, np.float32)
+        written[key_added].append((obj.obs_names, obj.obsm[key_added]))
         for t in targets:
             if t == i:
                 continue
             df = impute_cells(model, source, i, t, scale=scale, input=kind, **options)
             df.index = obj.obs_names
-            obj.obsm[f"{IMPUTED_PREFIX}{model_names[t]}"] = df
+            key = f"{IMPUTED_PREFIX}{model_names[t]}"
+            obj.obsm[key] = df
+            written.setdefault(key, []).append((obj.obs_names, df))
+    if is_mudata(data):
+        for key, parts in written.items():
+            data.obsm[key] = _pooled_by_cell(data, parts, key)
     return data

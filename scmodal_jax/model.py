@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,9 @@ class SCMODAL:
     plus host-side options that do not change what is computed:
     `progress` (a progress bar), `log_every` (steps between metric syncs to the host; defaults to
     `steps_per_call`), `checkpoint_dir` / `checkpoint_every` (periodic resumable checkpoints),
-    `devices` ("auto" = every local device, or N: batch rows sharded over N devices, parameters replicated),
+    `devices` ("auto" = every local device whose count divides `batch_size`, logged when some are left out; N:
+    the first N devices; or a list of device indices such as [0, 2]: batch rows sharded over them, parameters
+    replicated),
     `data_mode` ("device": data resident on the device; "stream": batches gathered on the host from dense,
     sparse or backed data and prefetched; "auto": device when the dense data take at most half the device's
     memory), `prefetch` (streamed chunks prepared ahead) and `stream_chunk_mb` (size cap of one streamed chunk).
@@ -61,7 +63,7 @@ class SCMODAL:
         log_every: int | None = None,
         checkpoint_dir: str | Path | None = None,
         checkpoint_every: int | None = None,
-        devices: int | str | None = "auto",
+        devices: int | str | Sequence[int] | None = "auto",
         data_mode: str = "auto",
         prefetch: int = 2,
         n_seeds: int = 1,
@@ -91,7 +93,7 @@ class SCMODAL:
         self.link_widths: tuple[int, ...] | None = None
         self.latent_: list[np.ndarray] | None = None
         self.preprocessing_: dict[str, Any] | None = None
-        self.obs_names_: list[pd.Index | None] | None = None  # cells of the fitted datasets (in memory only)
+        self.obs_names_: list[pd.Index | None] | None = None  # cells of the fitted datasets (saved with latent_)
         self.history_: pd.DataFrame = pd.DataFrame(columns=["step", *METRIC_NAMES])
         self._history = History(self.history_)
         self.fit_report_: dict[str, Any] = {}
@@ -107,7 +109,7 @@ class SCMODAL:
         callback: Callable[[int, dict[str, float]], None] | None = None,
         *,
         modalities: Sequence[str] | None = None,
-        layer: str | None = None,
+        layer: str | Mapping[str, str | None] | None = None,
         recipe: str | Any = None,
         recipe_kwargs: dict[str, Any] | None = None,
     ) -> SCMODAL:
@@ -115,7 +117,8 @@ class SCMODAL:
 
         `datasets`: N >= 2 matrices (already scaled), a list or dict of AnnData, a MuData (modalities from
         `mdata.mod`, in `modalities=` order or the MuData's), or a recipe's `Prepared`; `layer=` reads
-        `adata.layers[layer]` instead of `.X`. `recipe=`: a recipe name ("rna_protein", "protein_protein",
+        `adata.layers[layer]` instead of `.X`: one name for every modality, or a dict by modality name
+        (`{"rna": "counts", "prot": None}`, None = `.X`). `recipe=`: a recipe name ("rna_protein", "protein_protein",
         "rna_atac", "generic"; options in `recipe_kwargs`) run on raw AnnData, or a `Prepared` made from them.
         Without a recipe the values are taken as already scaled (raw counts there get a warning).
         `links`: N-1 (L_i, R_i) matrix pairs, `first_columns(s)`, or by feature name: per consecutive pair a
@@ -163,6 +166,7 @@ class SCMODAL:
         elif given.record is not None:
             self.preprocessing_ = given.record
         self.obs_names_ = given.obs_names
+        self.latent_ = None  # a checkpoint written during this fit must not carry the previous fit's latent
         return inputs
 
     def _training_data(self, inputs: TrainingInputs) -> TrainingData:
@@ -365,7 +369,7 @@ class SCMODAL:
         data: Any,
         impute: bool | str | Sequence[str] = False,
         *,
-        layer: str | None = None,
+        layer: str | Mapping[str, str | None] | None = None,
         input: str | None = None,
         scale: str | None = None,
         modalities: Sequence[str] | None = None,
@@ -381,7 +385,9 @@ class SCMODAL:
         (`scale="scaled"`: the model's z-scored space). `input` is how the objects' values (`.X` or `layer`, by
         default the layer the model was fitted on) relate to the model: "counts" (default after a recipe),
         "normalized" or "scaled" (default otherwise). A dict or MuData may hold a subset of the modalities,
-        matched by name.
+        matched by name. A MuData also gets `mdata.obsm[key_added]` (and `mdata.obsm['imputed_<target>']`): one
+        row per cell of `mdata.obs_names`, the mean over the modalities holding that cell (its two latents for a
+        CITE-seq cell), NaN where none does.
         """
         self._check_fitted()
         # The AnnData/MuData glue lives above data/ and analysis/; imported here so that model.py imports neither.
@@ -400,7 +406,9 @@ class SCMODAL:
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
-        """Save everything needed to predict and to resume training (orbax + JSON)."""
+        """Save everything needed to predict and to resume training (orbax + JSON), and the result of the last fit:
+        the fitted cells' latent and names (`latent_`, `obs_names_`) and `fit_report_`, so that a loaded model
+        writes them back (`add_results`, `to_anndata`) without refitting."""
         nets = self._check_fitted()
         history = {c: self.history_[c].tolist() for c in self.history_.columns}
         meta = {
@@ -409,12 +417,24 @@ class SCMODAL:
             "link_widths": list(self.link_widths or ()),
             "history": history,
             "preprocessing": self.preprocessing_,
+            "fit_report": self.fit_report_,
         }
-        return checkpoint.save(path, self._state, meta)
+        arrays = {}
+        if self.latent_ is not None:
+            for i, z in enumerate(self.latent_):
+                arrays[f"latent_{i}"] = np.asarray(z, np.float32)
+                names = None if self.obs_names_ is None else self.obs_names_[i]
+                if names is not None:
+                    arrays[f"obs_names_{i}"] = np.asarray([str(n) for n in names], dtype=str)
+        return checkpoint.save(path, self._state, meta, arrays)
 
     @classmethod
     def load(cls, path: str | Path, **options: Any) -> SCMODAL:
-        """A model restored from `save`; `options` are host-side options (progress, log_every, ...)."""
+        """A model restored from `save`; `options` are host-side options (progress, log_every, ...).
+
+        A save made after a fit carries the fitted cells' latent and names: `latent_`, `add_results(data)` for
+        those cells and `to_anndata` work as in the process that fitted it. A periodic checkpoint (written during
+        training) or a save from before 0.2 has none: `latent_` is then None."""
         meta = checkpoint.read_metadata(path)
         model = cls(**meta["hyperparameters"], **options)
         n_features = tuple(meta["n_features"])
@@ -423,4 +443,12 @@ class SCMODAL:
         model.link_widths = tuple(meta["link_widths"])
         model.history_ = pd.DataFrame(meta.get("history", {}), columns=["step", *METRIC_NAMES])
         model.preprocessing_ = meta.get("preprocessing")
+        model.fit_report_ = meta.get("fit_report") or {}
+        arrays = checkpoint.read_arrays(path) or {}
+        if "latent_0" in arrays:
+            model.latent_ = [arrays[f"latent_{i}"] for i in range(len(n_features))]
+            model.obs_names_ = [
+                pd.Index(arrays[f"obs_names_{i}"].astype(object)) if f"obs_names_{i}" in arrays else None
+                for i in range(len(n_features))
+            ]
         return model

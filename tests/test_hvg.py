@@ -131,3 +131,18 @@ def test_hvg_vs_scanpy_oracle():
     np.testing.assert_allclose(ours["means"], rna.var["means"], rtol=1e-5)
     np.testing.assert_allclose(ours["variances"], rna.var["variances"], rtol=1e-4)
     np.testing.assert_allclose(ours["variances_norm"], rna.var["variances_norm"], rtol=0.05)
+
+
+def test_user_highly_variable_follows_scanpys_convention():
+    from scmodal_jax.data.hvg import user_highly_variable
+
+    a = ad.AnnData(np.zeros((3, 4), np.float32))
+    assert user_highly_variable(a, None) is None  # no column: the recipe selects its own
+    with pytest.raises(KeyError, match="highly_variable"):
+        user_highly_variable(a, True)
+    a.var["highly_variable"] = [True, False, True, False]
+    np.testing.assert_array_equal(user_highly_variable(a, None), [0, 2])
+    assert user_highly_variable(a, False) is None
+    a.var["highly_variable"] = [False] * 4
+    with pytest.raises(ValueError, match="flags no gene"):
+        user_highly_variable(a, None)

@@ -34,7 +34,7 @@ def test_streamed_training_equals_device_resident_training(sparse_pair, caplog):
     dense = scm.SCMODAL(steps=20, data_mode="device", **SMALL).fit([x0.toarray(), x1], links)
     assert dense.fit_report_["data_mode"] == "device" and dense.fit_report_["streamed_chunks"] == 0
     # A tiny chunk cap forces 1-step chunks, so prefetching runs ahead of the device for many chunks.
-    with caplog.at_level(logging.INFO, logger="scmodal_jax.model"):
+    with caplog.at_level(logging.INFO, logger="scmodal_jax.runtime.trainer"):
         streamed = scm.SCMODAL(steps=20, data_mode="stream", stream_chunk_mb=0.001, **SMALL).fit([x0, x1], links)
     # The witness: every one of the 20 one-step chunks came from the stream (equal losses alone would also hold
     # if fit had quietly trained device-resident).

@@ -72,3 +72,27 @@ def test_a_fit_densifies_its_inputs_once_and_builds_no_second_estimator(toy, mon
     assert "disc_gp_probe" in model.fit_report_  # the probe trained too, from the same densified data
     assert calls == [(150, 30), (120, 12)]
     assert len(built) == 1
+
+
+def test_one_progress_bar_shows_every_stage_and_progress_false_silences_it(toy, monkeypatch, capfd):
+    bars, stages = [], []
+    real_tqdm = trainer_module.tqdm
+
+    def counting_tqdm(*args, **kwargs):
+        bar = real_tqdm(*args, **kwargs)
+        bars.append(bar)
+        real_describe = bar.set_description
+        bar.set_description = lambda desc=None, refresh=True: stages.append(desc) or real_describe(desc, refresh)
+        return bar
+
+    monkeypatch.setattr(trainer_module, "tqdm", counting_tqdm)
+    settings = {**scenarios.SMALL, "steps": 30, "disc_gp_probe_steps": 15, "disc_gp_probe_below": 5.0}
+    scm.SCMODAL(**{**settings, "progress": True}).fit(toy.datasets, scm.first_columns(toy.n_linked))
+    shown = capfd.readouterr().err
+    assert len(bars) == 1  # the probe trains inside the fit's one bar, not in a second, unlabelled one
+    assert stages == ["scMODAL [penalty probe]", "scMODAL [link smoothing]", "scMODAL [training]"]
+    assert bars[0].total == 15 + 30 and bars[0].n == 45  # the probe's steps, then the run's
+    assert "scMODAL [training]" in shown and "45/45" in shown
+    bars.clear()
+    scm.SCMODAL(**{**settings, "progress": False}).fit(toy.datasets, scm.first_columns(toy.n_linked))
+    assert "scMODAL" not in capfd.readouterr().err

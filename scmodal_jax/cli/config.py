@@ -60,7 +60,8 @@ class TrainOptions:
     resume: bool = False
     resume_from: str | None = None
     progress: bool = True
-    devices: str = "auto"  # "auto" (all devices) or a number: batch rows sharded over that many devices
+    # "auto" (every device whose count divides the batch), N (the first N) or a list of indices ([0,2])
+    devices: Any = "auto"
     data_mode: str = "auto"  # auto | device | stream (host-sampled batches from sparse/backed data)
     prefetch: int = 2
     distributed: bool = False  # call jax.distributed.initialize() first (multi-host launches)

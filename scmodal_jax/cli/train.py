@@ -113,7 +113,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         checkpoint_dir=run_dir / CHECKPOINT_DIR if cfg.train.checkpoint_every and cfg.train.n_seeds == 1 else None,
         checkpoint_every=(cfg.train.checkpoint_every or None) if cfg.train.n_seeds == 1 else None,
         n_seeds=cfg.train.n_seeds,
-        devices=cfg.train.devices,
+        devices=OmegaConf.to_object(cfg.train.devices) if OmegaConf.is_list(cfg.train.devices) else cfg.train.devices,
         data_mode=cfg.train.data_mode,
         prefetch=cfg.train.prefetch,
     )
@@ -141,6 +141,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             "final_step": model.step,
             "platform": jax.default_backend(),
             "device_count": jax.device_count(),
+            "mesh_devices": model.fit_report_.get("devices", 1),  # how many the batch rows were sharded over
             "process_count": jax.process_count(),
         }
         if not primary:

@@ -32,6 +32,7 @@ __all__ = [
     "loess_fit",
     "highly_variable_genes_seurat_v3",
     "select_hvg",
+    "user_highly_variable",
 ]
 
 
@@ -181,3 +182,22 @@ def select_hvg(
         mask[np.asarray(exclude, dtype=np.int64)] = False
         order = order[mask[order]]
     return np.sort(order[:n_top_genes])
+
+
+def user_highly_variable(adata: Any, use: bool | None) -> np.ndarray | None:
+    """The user's own HVG choice, as scanpy's `use_highly_variable` reads it: the genes flagged in
+    `adata.var["highly_variable"]` (indices), or None to let the recipe select its own.
+
+    `use=None` (default): the column when it exists; True: the column, which must exist; False: never."""
+    column = getattr(adata, "var", None)
+    has = column is not None and "highly_variable" in column.columns
+    if use is False or (use is None and not has):
+        return None
+    if not has:
+        raise KeyError("use_highly_variable=True but the RNA's var has no 'highly_variable' column")
+    flags = column["highly_variable"].to_numpy()
+    if flags.dtype != bool:
+        raise ValueError(f"var['highly_variable'] must be boolean, got dtype {flags.dtype}")
+    if not flags.any():
+        raise ValueError("var['highly_variable'] flags no gene; pass use_highly_variable=False to select HVGs here")
+    return np.flatnonzero(flags)

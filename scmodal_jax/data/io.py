@@ -108,9 +108,32 @@ def _concat_obs(obs_list: Sequence[pd.DataFrame]) -> pd.DataFrame:
     return combined
 
 
+def per_modality_objects(data: Any, model: Any, n: int) -> list[Any]:
+    """One object per model dataset, in model order, from a list, a dict by modality name or a MuData.
+
+    A single AnnData (or matrix) is an error, never iterated cell by cell."""
+    if hasattr(data, "obs_names") and not isinstance(getattr(data, "mod", None), Mapping):
+        raise ValueError(
+            f"expected one AnnData per dataset of the model ({n}: a list in model order, a dict by modality name or "
+            f"a MuData), got a single {type(data).__name__} of {data.shape[0]} cells"
+        )
+    mods = getattr(data, "mod", None)
+    if isinstance(mods, Mapping) or isinstance(data, Mapping):
+        mods = dict(mods if isinstance(mods, Mapping) else data)
+        stored = (getattr(model, "preprocessing_", None) or {}).get("modalities")
+        names = [str(m) for m in stored] if stored and len(stored) == n else list(mods)
+        missing = [m for m in names if m not in mods]
+        if missing or len(names) != n:
+            raise ValueError(f"the model's modalities are {names}; the input holds {list(mods)} (missing {missing})")
+        return [mods[m] for m in names]
+    if isinstance(data, (str, bytes, np.ndarray)) or not isinstance(data, Sequence):
+        raise ValueError(f"expected one AnnData per dataset of the model, got {type(data).__name__}")
+    return list(data)
+
+
 def to_anndata(
     model: ModelLike,
-    adatas: Sequence[ad.AnnData],
+    adatas: Sequence[ad.AnnData] | Mapping[str, ad.AnnData] | Any,
     modality_names: Sequence[str] | None = None,
     datasets: Sequence[Any] | None = None,
     feature_names: Sequence[Sequence[str]] | None = None,
@@ -123,7 +146,8 @@ def to_anndata(
 
     Args:
         model: fitted model (see the module docstring for the interface used).
-        adatas: one AnnData per dataset, in the model's dataset order; their ``obs`` are carried over.
+        adatas: one AnnData per dataset, in the model's dataset order (a list), or by modality name (a dict or a
+            MuData); their ``obs`` are carried over.
         modality_names: a distinct name per dataset (default: the model's stored modality names, else
             ``modality_0``, ``modality_1``, ...).
         datasets: the model inputs (scaled matrices, cells x features) used for imputation. Default: a model
@@ -151,10 +175,15 @@ def to_anndata(
         ValueError: mismatched numbers of datasets, cells, features or scaling vectors; missing inputs.
     """
     n = int(model.n_datasets)
+    adatas = per_modality_objects(adatas, model, n)
     if len(adatas) != n:
         raise ValueError(f"got {len(adatas)} AnnData objects but the model has {n} datasets")
     if getattr(model, "latent_", None) is None:
-        raise ValueError("model.latent_ is not set: fit the model before exporting it")
+        raise ValueError(
+            "model.latent_ is not set: fit the model before exporting it (a model loaded from a periodic checkpoint "
+            "or from a save made before scmodal_jax 0.2 has no latent: write it with model.add_results(data), "
+            "which encodes the cells with the stored preprocessing, or refit)"
+        )
     latent = [np.asarray(z) for z in model.latent_]
     if len(latent) != n:
         raise ValueError(f"model.latent_ has {len(latent)} arrays but the model has {n} datasets")

@@ -2,8 +2,11 @@
 
 Layout of a checkpoint directory:
   model.json   hyperparameters, feature counts, link widths, training history, user metadata, and the size and
-               sha256 of every file under state/ (so a truncated or corrupted file is named, not misread)
+               sha256 of every file under state/ and of results.npz (so a truncated or corrupted file is named,
+               not misread)
   state/       orbax checkpoint of the train state's leaves (parameters, optimiser states, step, RNG key)
+  results.npz  optional plain arrays saved beside the state (a fitted model's latent and cell names); numpy
+               format, read without pickle
 
 Writes are crash-safe: a checkpoint is written whole into a hidden sibling `.NAME.saving/` (model.json last),
 then swapped in with two renames (old -> `.NAME.old/`, new -> NAME). A kill at any moment leaves either the old
@@ -30,8 +33,10 @@ from . import files
 
 METADATA_FILE = "model.json"
 STATE_DIR = "state"
+RESULTS_FILE = "results.npz"
 FORMAT_VERSION = 1
 _MANIFEST = "files"  # model.json key: {relative path under state/: [size, sha256]}
+_RESULTS = "results"  # model.json key: [size, sha256] of results.npz
 
 
 class CheckpointError(ValueError):
@@ -76,8 +81,9 @@ def _manifest(state_dir: Path) -> dict[str, list[Any]]:
     }
 
 
-def save(path: str | Path, state: Any, metadata: dict[str, Any]) -> Path:
-    """Write `state` and `metadata` as the checkpoint `path` (a directory, replaced whole if it exists)."""
+def save(path: str | Path, state: Any, metadata: dict[str, Any], arrays: dict[str, np.ndarray] | None = None) -> Path:
+    """Write `state` and `metadata` as the checkpoint `path` (a directory, replaced whole if it exists); `arrays`
+    (numbers or strings, no objects) go to results.npz beside them (`read_arrays`)."""
     path = Path(path).absolute()
     payload = {"format_version": FORMAT_VERSION, **metadata}
     json.dumps(payload, default=_json_default)  # refuse unstorable metadata before writing anything
@@ -92,6 +98,9 @@ def save(path: str | Path, state: Any, metadata: dict[str, Any]) -> Path:
     _barrier(f"scmodal_checkpoint_state:{path}")
     if primary:
         payload[_MANIFEST] = _manifest(scratch / STATE_DIR)
+        if arrays:
+            np.savez(scratch / RESULTS_FILE, **{k: np.asarray(v) for k, v in arrays.items()})
+            payload[_RESULTS] = [(scratch / RESULTS_FILE).stat().st_size, _digest(scratch / RESULTS_FILE)]
         files.write_text(scratch / METADATA_FILE, json.dumps(payload, indent=1, default=_json_default))
         _swap(scratch, path)
     _barrier(f"scmodal_checkpoint_end:{path}")
@@ -175,6 +184,22 @@ def verify(path: str | Path) -> Path:
     return where
 
 
+def read_arrays(path: str | Path) -> dict[str, np.ndarray] | None:
+    """The arrays saved with the checkpoint (checked against their recorded size and sha256), or None when it
+    has none (saved without them, or by a version that did not save them)."""
+    metadata = read_metadata(path)
+    record = metadata.get(_RESULTS)
+    if not record:
+        return None
+    f = locate(path) / RESULTS_FILE
+    if not f.is_file():
+        raise CheckpointError(f"checkpoint file {f} is missing")
+    if f.stat().st_size != record[0] or _digest(f) != record[1]:
+        raise CheckpointError(f"checkpoint file {f} is truncated or corrupt: it differs from the one written")
+    with np.load(f, allow_pickle=False) as stored:
+        return {k: stored[k] for k in stored.files}
+
+
 def restore(path: str | Path, template: Any) -> Any:
     """Restore a state saved by `save` into the structure of `template` (same shapes and dtypes).
 
@@ -197,6 +222,8 @@ def restore(path: str | Path, template: Any) -> Any:
 
 
 def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.bool_):
+        return bool(obj)
     if isinstance(obj, np.integer):
         return int(obj)
     if isinstance(obj, np.floating):

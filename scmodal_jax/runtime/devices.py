@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -21,6 +22,26 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 log = logging.getLogger(__name__)
 
 DATA_MODES = ("auto", "device", "stream")
+# XLA:CPU runs independent collectives of one program concurrently; with several emulated CPU devices on a machine
+# of few cores, two devices can enter different collectives first and each wait for the other (seen here: 4 or 5
+# emulated devices, batch 500, a 2-core machine, every run stuck in an all-gather and an all-reduce). The scheduler
+# switched off below orders them the same way on every device.
+CPU_COLLECTIVES_FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler=false"
+
+
+def serialize_emulated_cpu_collectives() -> bool:
+    """Add `CPU_COLLECTIVES_FLAG` to XLA_FLAGS when they emulate several CPU devices and do not set it already.
+
+    Called when the package is imported, before JAX starts its CPU backend (it reads XLA_FLAGS once, then);
+    returns whether the flag was added. Real accelerators and a single CPU device are left alone."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_force_host_platform_device_count" not in flags or "xla_cpu_enable_concurrency_optimized_scheduler" in flags:
+        return False
+    os.environ["XLA_FLAGS"] = f"{flags} {CPU_COLLECTIVES_FLAG}".strip()
+    return True
+
+
+serialize_emulated_cpu_collectives()
 # Device-resident data may take at most this share of the device's (or, on CPU, the host's free) memory.
 DEVICE_DATA_FRACTION = 0.5
 
@@ -74,29 +95,64 @@ def broadcast_text(text: str) -> str:
     return bytes(np.asarray(multihost_utils.broadcast_one_to_all(buffer), np.uint8)).decode()
 
 
-def resolve_devices(spec: int | str | None) -> list[Any]:
-    """`None`/"auto": every device of the default backend; an int N: the first N of them.
+def resolve_devices(spec: int | str | Sequence[int] | None) -> list[Any]:
+    """`None`/"auto": every device of the default backend; an int N: the first N of them; a list of indices
+    (`[0, 2]`, as scvi-tools takes them): those devices.
 
     In a multi-process run (after `jax.distributed.initialize()`) these are the global devices.
     """
     local = jax.devices() if jax.process_count() > 1 else jax.local_devices()
     if spec is None or spec == "auto":
         return local
+    if isinstance(spec, Sequence) and not isinstance(spec, (str, bytes)):
+        indices = list(spec)
+        bad = [i for i in indices if not isinstance(i, (int, np.integer)) or isinstance(i, bool)]
+        if not indices or bad:
+            raise ValueError(f"devices as a list must hold device indices (integers), got {spec!r}")
+        out_of_range = [int(i) for i in indices if not 0 <= int(i) < len(local)]
+        if out_of_range:
+            raise ValueError(f"devices={list(spec)}: no device {out_of_range}; this process sees {len(local)}")
+        if len(set(int(i) for i in indices)) != len(indices):
+            raise ValueError(f"devices={list(spec)} names a device twice")
+        return [local[int(i)] for i in indices]
     try:
         n = int(spec)
     except (TypeError, ValueError):
-        raise ValueError(f"devices must be 'auto' or a positive integer, got {spec!r}") from None
+        raise ValueError(f"devices must be 'auto', a positive integer or a list of indices, got {spec!r}") from None
     if not 1 <= n <= len(local):
         raise ValueError(f"devices={n} but this process sees {len(local)} {jax.default_backend()} device(s)")
     return local[:n]
 
 
-def make_mesh(spec: int | str | None, batch_size: int) -> Mesh | None:
+def usable_device_count(n_devices: int, batch_size: int) -> int:
+    """The most of `n_devices` that split a batch of `batch_size` rows evenly (each device the same share)."""
+    return max(k for k in range(1, n_devices + 1) if batch_size % k == 0)
+
+
+def make_mesh(spec: int | str | Sequence[int] | None, batch_size: int) -> Mesh | None:
+    """The 1-D "data" mesh the batch rows are sharded over, or None for one device.
+
+    With `spec="auto"` every device whose count divides the batch is used: on 8 devices a batch of 500 rows runs
+    on 5 (100 rows each; logged, with the batch size that would use all 8). An explicit count or list that does
+    not divide the batch is an error.
+    """
     devices = resolve_devices(spec)
+    if spec is None or spec == "auto":
+        usable = usable_device_count(len(devices), batch_size)
+        if usable < len(devices):
+            whole = -(-batch_size // len(devices)) * len(devices)
+            log.warning(
+                "using %d of %d devices: batch_size=%d splits evenly over %d, not %d (batch_size=%d would use all)",
+                usable, len(devices), batch_size, usable, len(devices), whole,
+            )  # fmt: skip
+            devices = devices[:usable]
     if len(devices) == 1:
         return None
     if batch_size % len(devices):
-        raise ValueError(f"batch_size={batch_size} must be divisible by the {len(devices)} devices it is sharded over")
+        raise ValueError(
+            f"batch_size={batch_size} must be divisible by the {len(devices)} devices it is sharded over "
+            f"(devices='auto' picks the most that divide it)"
+        )
     return Mesh(np.array(devices), ("data",))
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
 
-from ..hvg import select_hvg
+from ..hvg import select_hvg, user_highly_variable
 from ._lookup import index_of, labels_of
 from ._matrix import (
     check_counts,
@@ -20,6 +21,8 @@ from ._matrix import (
     take_columns,
 )
 from .containers import LinkBlock, Prepared
+
+log = logging.getLogger(__name__)
 
 __all__ = ["prepare_rna_atac"]
 
@@ -36,6 +39,7 @@ def prepare_rna_atac(
     max_value: float | None = 10.0,
     label_key: str | None = None,
     modalities: tuple[str, str] = ("rna", "atac"),
+    use_highly_variable: bool | None = None,
 ) -> Prepared:
     """RNA vs ATAC gene activity, linked by shared highly variable genes.
 
@@ -45,6 +49,8 @@ def prepare_rna_atac(
       plus the ``n_hvg_atac`` most variable other gene-activity genes, ``normalize_total`` (median
       library size over all gene-activity genes) + ``log1p``.
     * both z-scored per feature and clipped at ``max_value``.
+    * ``use_highly_variable``: the RNA genes flagged in ``rna.var["highly_variable"]`` instead of the
+      ``n_hvg`` selected here (scanpy's convention; ``None``: when the column exists, logged).
     * ``joint_pca``: when set, the link matrices are the first ``joint_pca`` principal components of the
       concatenated (cells of both datasets) scaled linked blocks; else the linked leading columns.
 
@@ -61,7 +67,11 @@ def prepare_rna_atac(
     gr = [str(g) for g in rna.var_names]
     ga = [str(g) for g in atac_gene_activity.var_names]
 
-    hvg = select_hvg(Xr, n_top_genes=min(n_hvg, Xr.shape[1]))
+    hvg = user_highly_variable(rna, use_highly_variable)
+    if hvg is not None:
+        log.info("RNA genes: the %d of var['highly_variable']; n_hvg=%d not used", hvg.size, n_hvg)
+    else:
+        hvg = select_hvg(Xr, n_top_genes=min(n_hvg, Xr.shape[1]))
     a_exact, a_upper = index_of(ga)
     pairs_r, pairs_a = [], []
     for gi in hvg:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from os import PathLike
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..hvg import select_hvg
+from ..hvg import select_hvg, user_highly_variable
 from ..links import ProteinGeneTable, protein_gene_pairs
 from ._lookup import index_of, labels_of
 from ._matrix import (
@@ -26,6 +27,8 @@ from ._matrix import (
     take_columns,
 )
 from .containers import LinkBlock, Prepared
+
+log = logging.getLogger(__name__)
 
 __all__ = ["prepare_rna_protein"]
 
@@ -67,6 +70,7 @@ def prepare_rna_protein(
     max_value: float | None = 10.0,
     label_key: str | None = None,
     modalities: tuple[str, str] = ("rna", "protein"),
+    use_highly_variable: bool | None = None,
 ) -> Prepared:
     """RNA vs antibody panel (CITE-seq ADT, CODEX, CyTOF), linked through the protein -> gene table.
 
@@ -92,6 +96,8 @@ def prepare_rna_protein(
             ``rna.obsm[protein_key]`` (CITE-seq).
         table: protein -> gene table (default: the curated table shipped with the package).
         n_hvg: number of unlinked HVGs kept (``None``: all unlinked genes).
+        use_highly_variable: take the unlinked genes from ``rna.var["highly_variable"]`` instead of selecting
+            ``n_hvg`` (scanpy's convention; ``None``: when the column exists, logged; linked genes always kept).
         pairs: explicit ``(protein, gene)`` links instead of the table.
         label_key: obs column whose labels are returned in ``Prepared.labels`` (must exist in both).
 
@@ -154,7 +160,12 @@ def prepare_rna_protein(
     # unlinked RNA: HVGs on counts
     linked_genes = np.unique(g_idx_a)
     n_unlinked = Xr.shape[1] - linked_genes.size
-    if n_hvg is None or n_hvg >= n_unlinked:
+    own = user_highly_variable(rna, use_highly_variable)
+    if own is not None:
+        hvg = np.setdiff1d(own, linked_genes)
+        log.info("RNA genes: the %d of var['highly_variable'] (+ %d linked); n_hvg=%s not used "
+                 "(use_highly_variable=False selects them here)", own.size, linked_genes.size, n_hvg)  # fmt: skip
+    elif n_hvg is None or n_hvg >= n_unlinked:
         hvg = np.setdiff1d(np.arange(Xr.shape[1]), linked_genes)
     elif n_hvg <= 0:
         hvg = np.zeros(0, np.int64)
@@ -199,6 +210,7 @@ def prepare_rna_protein(
             "target_sum_rna": target_rna,
             "target_sum_protein": target_prot,
             "n_hvg": int(hvg.size),
+            "hvg_source": "var['highly_variable']" if own is not None else "seurat_v3",
             "dropped_links": dropped,
         },
     )
