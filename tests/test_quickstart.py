@@ -36,7 +36,7 @@ def quickstart_code() -> str:
 def test_quickstart_block_is_the_one_tested():
     code = quickstart_code()
     assert code.count(FULL) == 1
-    assert 'ad.read_h5ad("rna.h5ad")' in code and "sc.tl.umap(" in code
+    assert 'ad.read_h5ad("rna.h5ad")' in code and "sc.tl.umap(" in code and "md.MuData(" in code
 
 
 @pytest.mark.slow
@@ -47,6 +47,7 @@ def test_readme_quickstart_runs_on_the_users_files(tmp_path, monkeypatch):
             pytest.fail(f"{path} is needed in CI")
         pytest.skip(f"shared data file {path} not available")
     pytest.importorskip("scanpy")
+    import scmodal_jax as scm
     from scmodal_jax import transfer_labels
     from scmodal_jax.data.links import protein_gene_pairs
     from scmodal_jax.data.loaders.shared import pbmc5k_cite
@@ -66,10 +67,15 @@ def test_readme_quickstart_runs_on_the_users_files(tmp_path, monkeypatch):
     scope: dict = {}
     exec(compile(quickstart_code().replace(FULL, FEW), str(README), "exec"), scope)
 
-    model, user_rna, user_protein, both = scope["model"], scope["rna"], scope["protein"], scope["both"]
+    model, mdata = scope["model"], scope["mdata"]
+    user_rna, user_protein = mdata["rna"], mdata["protein"]
     np.testing.assert_array_equal(user_rna.obsm["X_scmodal"], model.latent_[0])  # written into the user's objects
     assert set(user_rna.obsm["imputed_protein"].columns) == set(protein.var_names)
-    assert both.obsm["X_umap"].shape == (2 * N_CELLS, 2) and (tmp_path / "figures" / "umap_scmodal.png").exists()
+    # unpaired files: every MuData cell is in one modality, its row is that modality's latent
+    joint = mdata.obsm["X_scmodal"]
+    np.testing.assert_array_equal(joint[mdata.obs_names.get_indexer(user_rna.obs_names)], model.latent_[0])
+    assert mdata.obsm["X_umap"].shape == (2 * N_CELLS, 2) and (tmp_path / "figures" / "umap_scmodal.png").exists()
+    assert scm.SCMODAL.load(tmp_path / "scmodal_model").latent_[1].shape == model.latent_[1].shape
     accuracy = float(np.mean(user_protein.obs["predicted_cell_type"].astype(str).to_numpy() == truth))
     # Baseline: the same label transfer on the linked features alone (the recipe's scaled linked columns).
     ((left, right),) = prepare_rna_protein(rna, protein).link_matrices()
