@@ -23,7 +23,8 @@ from .runtime.devices import choose_data_mode, local_copy, make_mesh, place, rep
 from .runtime.inputs import TrainingInputs, training_inputs
 from .runtime.link_smoothing import smooth_links, smoothed_then_raw
 from .runtime.penalty_probe import probe_penalty, wants_probe
-from .runtime.trainer import History, LoopOptions, ProgressView, TrainingData, train
+from .runtime.stopping import STOP_SUBSAMPLE_SEED, StopMonitor
+from .runtime.trainer import SIGNAL_COLUMN, History, LoopOptions, ProgressView, TrainingData, train
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +144,7 @@ class SCMODAL:
                 self._decide_regime(data, inputs.links, progress)
             anchor_links = self._anchor_links(inputs, progress)
             self._start(inputs, resume_from)
-            self._train(data, anchor_links, callback, progress)
+            self._train(data, anchor_links, callback, progress, self._monitor(inputs, resume_from))
         finally:
             progress.close()
         if self.n_seeds > 1:
@@ -226,22 +227,53 @@ class SCMODAL:
         self._encode_fns, self._decode_fns = {}, {}
         self._state = place(self._state, replicated(self._mesh))
 
-    def _train(self, data: TrainingData, anchor_links: Any, callback: Any, progress: ProgressView) -> None:
+    def _monitor(self, inputs: TrainingInputs, resume_from: str | Path | None) -> StopMonitor | None:
+        """The convergence signal and stopping rule (`early_stop`), continuing a resumed run's own record."""
+        hp = self.hp
+        if not hp.early_stop:
+            return None
+        monitor = StopMonitor(
+            self._nets, inputs.sources, inputs.links, hp.stop_every, hp.stop_window, hp.stop_tol, hp.stop_min_steps,
+            hp.stop_cells, STOP_SUBSAMPLE_SEED, members=self.n_seeds,
+        )  # fmt: skip
+        if resume_from is not None:
+            record = (checkpoint.read_metadata(resume_from).get("fit_report") or {}).get("stop")
+            if record:
+                monitor.restore(record)
+        return monitor
+
+    def _train(self, data: TrainingData, anchor_links: Any, callback: Any, progress: ProgressView,
+               monitor: StopMonitor | None) -> None:  # fmt: skip
         progress.stage("training")
         start = int(np.asarray(self._state["step"]).reshape(-1)[0])
         progress.grow(max(self.hp.steps - start, 0))
+        self._stopped_members: dict[int, TrainState] = {}
 
         def checkpoint(state: TrainState) -> None:
             self._state, self.history_ = state, self._history.frame
+            if monitor is not None:
+                self.fit_report_["stop"] = monitor.record()
             self.save(self.checkpoint_dir)
+
+        def keep_stopped(members: list[int], state: TrainState) -> None:
+            # an ensemble member that stops is kept as it is then, as its single-seed run would end
+            for m in members:
+                self._stopped_members[m] = member(state, m)
 
         save = checkpoint if self.checkpoint_dir is not None and self.checkpoint_every else None
         self._state, report = train(
             self._nets, self._state, data, anchor_links, self._history, self._loop_options(),
-            ensemble=self.n_seeds > 1, callback=callback, checkpoint=save, progress=progress,
+            ensemble=self.n_seeds > 1, callback=callback, checkpoint=save, progress=progress, monitor=monitor,
+            on_member_stop=keep_stopped if self.n_seeds > 1 else None,
         )  # fmt: skip
+        if self._stopped_members:
+            members = [self._stopped_members.get(m, member(self._state, m)) for m in range(self.n_seeds)]
+            self._state = jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *members)
         self.history_ = self._history.frame
         self.fit_report_["streamed_chunks"] = report["streamed_chunks"]
+        if monitor is not None:
+            self.fit_report_["stop"] = monitor.record()
+            self.fit_report_["stopped_at"] = report["stopped_at"]
 
     def _score(self, inputs: TrainingInputs) -> None:
         """The label-free quality of the latents against the raw links; a collapsed run is logged as a warning."""
@@ -277,7 +309,13 @@ class SCMODAL:
         best = int(np.argmax(scores))
         self._state = member(stacked, best)
         self.hp = dataclasses.replace(self.hp, seed=seeds[best])
-        self._history.keep_member(best)
+        record = self.fit_report_.get("stop")
+        signal = {s: v[best] for s, v in zip(record["steps"], record["values"], strict=True)} if record else None
+        self._history.keep_member(best, signal)
+        stop_step = record["stop_step"][best] if record else None
+        if stop_step is not None:
+            self._history.truncate(stop_step)
+            self.fit_report_["stopped_at"] = stop_step
         self.history_ = self._history.frame
         self.fit_report_["members"] = members
         self.fit_report_["chosen_seed"] = seeds[best]
@@ -289,7 +327,7 @@ class SCMODAL:
         self.hp = checkpoint.resumable_hyperparameters(path, meta, self._requested_hp, n_features, widths)
         self._nets, template = init_state(self.hp, n_features)
         self._state = checkpoint.restore(path, template)
-        self.history_ = pd.DataFrame(meta.get("history", {}), columns=["step", *METRIC_NAMES])
+        self.history_ = _history_frame(meta)
 
     # ------------------------------------------------------------------ prediction
     def _check_fitted(self) -> Networks:
@@ -410,7 +448,8 @@ class SCMODAL:
         the fitted cells' latent and names (`latent_`, `obs_names_`) and `fit_report_`, so that a loaded model
         writes them back (`add_results`, `to_anndata`) without refitting."""
         nets = self._check_fitted()
-        history = {c: self.history_[c].tolist() for c in self.history_.columns}
+        # NaN (the stopping signal between its measurements) is stored as null: model.json stays strict JSON
+        history = {c: [None if v != v else v for v in self.history_[c].tolist()] for c in self.history_.columns}
         meta = {
             "hyperparameters": self.hp.to_dict(),
             "n_features": list(nets.n_features),
@@ -441,7 +480,7 @@ class SCMODAL:
         model._nets, template = init_state(model.hp, n_features)
         model._state = checkpoint.restore(path, template)
         model.link_widths = tuple(meta["link_widths"])
-        model.history_ = pd.DataFrame(meta.get("history", {}), columns=["step", *METRIC_NAMES])
+        model.history_ = _history_frame(meta)
         model.preprocessing_ = meta.get("preprocessing")
         model.fit_report_ = meta.get("fit_report") or {}
         arrays = checkpoint.read_arrays(path) or {}
@@ -452,3 +491,10 @@ class SCMODAL:
                 for i in range(len(n_features))
             ]
         return model
+
+
+def _history_frame(meta: dict[str, Any]) -> pd.DataFrame:
+    """The per-step history stored in a checkpoint (with the stopping signal where it was measured)."""
+    stored = meta.get("history", {})
+    columns = ["step", *METRIC_NAMES] + ([SIGNAL_COLUMN] if SIGNAL_COLUMN in stored else [])
+    return pd.DataFrame(stored, columns=columns)

@@ -71,24 +71,35 @@ class Hyperparameters:
     matmul_precision: str = "float32"
     seed: int = 1234
     steps_per_call: int = 100
+    # Train until converged (runtime/stopping.py): every stop_every steps the link consistency of a fixed subsample
+    # of stop_cells cells per dataset is measured; training stops once the mean of its last stop_window values
+    # exceeds the mean of the stop_window before them by less than stop_tol (from stop_min_steps on). `steps` is
+    # then the maximum. False = exactly `steps` steps (the paper).
+    early_stop: bool = True
+    stop_every: int = 250
+    stop_window: int = 4
+    stop_tol: float = 0.005
+    stop_min_steps: int = 2000
+    stop_cells: int = 1000
 
     def __post_init__(self) -> None:
         positive_ints = (
             "n_latent", "hidden", "disc_hidden", "batch_size", "k_anchor", "steps_per_call", "refine_agree_k",
-            "link_smoothing_k", "disc_gp_probe_steps",
+            "link_smoothing_k", "disc_gp_probe_steps", "stop_every", "stop_window", "stop_cells",
         )  # fmt: skip
         for name in positive_ints:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("steps", "d_steps", "gan_warmup", "refine_start", "link_smoothing_until", "disc_gp_until"):
+        for name in ("steps", "d_steps", "gan_warmup", "refine_start", "link_smoothing_until", "disc_gp_until",
+                     "stop_min_steps"):  # fmt: skip
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
         non_negative = (
             "init_std", "lr", "disc_lr", "weight_decay", "disc_weight_decay", "clip_norm",
             "lambda_gan", "lambda_ae", "lambda_la", "lambda_anchor", "lambda_geo", "logit_clamp", "disc_gp",
-            "disc_gp_below", "lambda_refine", "disc_gp_probe_below",
+            "disc_gp_below", "lambda_refine", "disc_gp_probe_below", "stop_tol",
         )  # fmt: skip
         for name in non_negative:
             value = getattr(self, name)
@@ -98,7 +109,7 @@ class Hyperparameters:
             raise ValueError(f"disc_smoothing must be in [0, 0.5), got {self.disc_smoothing!r}")
         if not isinstance(self.link_smoothing, (int, float)) or not 0.0 <= self.link_smoothing <= 1.0:
             raise ValueError(f"link_smoothing must be in [0, 1], got {self.link_smoothing!r}")
-        for name in ("link_smoothing_auto", "disc_gp_auto"):
+        for name in ("link_smoothing_auto", "disc_gp_auto", "early_stop"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.init not in INITS:
@@ -129,7 +140,7 @@ class Hyperparameters:
 #: The fields Hydra puts under `train.` (how long and how the optimisers run); every other field is under `model.`.
 TRAINING_FIELDS = (
     "steps", "batch_size", "k_anchor", "d_steps", "lr", "disc_lr", "weight_decay", "disc_weight_decay", "clip_norm",
-    "steps_per_call", "seed",
+    "steps_per_call", "seed", "early_stop", "stop_every", "stop_window", "stop_tol", "stop_min_steps", "stop_cells",
 )  # fmt: skip
 
 #: The original scMODAL's training, written out: every loss weight and optimiser setting of the paper and each
@@ -141,6 +152,7 @@ PAPER: dict[str, Any] = {
     "lambda_anchor": 1.0, "lambda_geo": 10.0, "geo_clamp": 0.975, "gan_warmup": 0, "disc_smoothing": 0.0,
     "disc_gp": 0.0, "disc_gp_below": 0.0, "disc_gp_until": 0, "disc_gp_auto": False, "lambda_refine": 0.0,
     "refine_start": 0, "link_smoothing": 0.0, "link_smoothing_auto": False, "link_smoothing_until": 0,
+    "early_stop": False,
 }  # fmt: skip
 #: Named starting points: "default" = this package's defaults, "paper" = the original's training.
 PRESETS: dict[str, dict[str, Any]] = {"default": {}, "paper": PAPER}

@@ -9,8 +9,10 @@ nothing of the estimator; it is handed
   state (fresh, restored from a checkpoint, or a stack of ensemble members);
 * the link matrices the anchors are searched on (raw for the probe, smoothed for the main run);
 * `LoopOptions` (host-side settings that never change what is computed), a `History` to extend, and optional
-  hooks: `callback(step, means)` at each logging point, `checkpoint(state)` at each checkpoint step, and a
-  `ProgressView` shared by the stages of one fit.
+  hooks: `callback(step, means)` at each logging point, `checkpoint(state)` at each checkpoint step, a
+  `ProgressView` shared by the stages of one fit, and a `runtime.stopping.StopMonitor` that ends training
+  once its label-free signal has levelled off (`on_member_stop(members, state)` sees an ensemble's members
+  stop one by one).
 
 `train` returns the final state; the history holds one row per step (ensemble: the members' mean, with each
 member's own rows kept for the one that is chosen).
@@ -36,7 +38,7 @@ from .streaming import BatchStream
 
 log = logging.getLogger(__name__)
 
-__all__ = ["History", "LoopOptions", "ProgressView", "TrainingData", "schedule", "train"]
+__all__ = ["SIGNAL_COLUMN", "History", "LoopOptions", "ProgressView", "TrainingData", "schedule", "train"]
 
 Links = Sequence[tuple[np.ndarray, np.ndarray]]
 
@@ -76,6 +78,9 @@ class TrainingData:
         return self._placed, place(tuple(links), replicated(self.mesh))
 
 
+SIGNAL_COLUMN = "stop_signal"  # the stopping signal in the history, at the steps it was measured (NaN elsewhere)
+
+
 class History:
     """Per-step metrics of a fit: `frame` (one row per step), filled chunk by chunk, checked for finite values.
 
@@ -102,16 +107,29 @@ class History:
             raise FloatingPointError(f"non-finite loss at step {bad}; lower lr or check the input scaling")
         self.frame = rows if self.frame.empty else pd.concat([self.frame, rows], ignore_index=True)
 
+    def mark(self, step: int, column: str, value: float) -> None:
+        """Set `column` at `step` (a measurement taken at that step only; the column appears with its first value)."""
+        if column not in self.frame.columns:
+            self.frame[column] = np.nan
+        self.frame.loc[self.frame["step"] == step, column] = value
+
+    def truncate(self, last_step: int) -> None:
+        """Drop the rows after `last_step` (an ensemble member that stopped before the others)."""
+        self.frame = self.frame[self.frame["step"] <= last_step].reset_index(drop=True)
+
     def means_since(self, last_step: int) -> dict[str, float]:
         rows = self.frame[self.frame["step"] > last_step]
         return {k: float(np.mean(rows[k].to_numpy(np.float32))) for k in METRIC_NAMES}
 
-    def keep_member(self, i: int) -> None:
+    def keep_member(self, i: int, signal: dict[int, float] | None = None) -> None:
+        """Member `i`'s own rows (and its own stopping signal, by step) in place of the members' mean."""
         if not self._members:
             return
         chosen = {k: np.concatenate([m[k][:, i] for m in self._members]) for k in METRIC_NAMES}
         steps = self.frame["step"].to_numpy()[-len(chosen[METRIC_NAMES[0]]) :]
         self.frame = pd.DataFrame({"step": steps, **chosen})
+        for step, value in (signal or {}).items():
+            self.mark(step, SIGNAL_COLUMN, value)
 
 
 class ProgressView:
@@ -187,19 +205,26 @@ def train(
     callback: Callable[[int, dict[str, float]], None] | None = None,
     checkpoint: Callable[[TrainState], None] | None = None,
     progress: ProgressView | None = None,
+    monitor: Any = None,
+    on_member_stop: Callable[[list[int], TrainState], None] | None = None,
 ) -> tuple[TrainState, dict[str, Any]]:
-    """Train `state` to `nets.hp.steps` steps; returns the final state and a report ({"streamed_chunks": n}).
+    """Train `state` to `nets.hp.steps` steps, or until `monitor` stops it; returns the final state and a report
+    ({"streamed_chunks": n, "stopped_at": step or None}).
 
     `history` is extended with every step's metrics, synced to the host every `log_every` steps (and before each
-    checkpoint, so a checkpoint's history reaches its step). `callback(step, means)` gets the means over the
-    steps since the last logging point; `checkpoint(state)` is called every `checkpoint_every` steps.
+    checkpoint and at each evaluation of the monitor). `callback(step, means)` gets the means over the steps since
+    the last sync (with "stop_signal" where the monitor measured it); `checkpoint(state)` is called every
+    `checkpoint_every` steps and when training stops early.
     """
     hp = nets.hp
     options = options or LoopOptions()
     log_every = options.log_every or hp.steps_per_call
     checkpoint_every = options.checkpoint_every if checkpoint is not None else None
     streamed = [0]
-    plan, runs = _chunks(nets, state, data, links, ensemble, options, [log_every, checkpoint_every or 0], streamed)
+    if monitor is not None and monitor.stopped:  # resumed from a run that had already stopped
+        return state, {"streamed_chunks": 0, "stopped_at": max(s for s in monitor.stop_step)}
+    boundaries = [log_every, checkpoint_every or 0, 0 if monitor is None else monitor.every]
+    plan, runs = _chunks(nets, state, data, links, ensemble, options, boundaries, streamed)
     start = plan[0][0] if plan else hp.steps
     log.info(
         "training on %s with %d of %d device(s), %s data, steps %d -> %d", jax.default_backend(),
@@ -208,18 +233,29 @@ def train(
     )  # fmt: skip
     pending: list[dict[str, jax.Array]] = []  # metrics of chunks not yet in the history
     step = last_log = start
+    stopped_at = None
     for n, run_chunk in runs:
         state, metrics = run_chunk(state)
         pending.append(metrics)
         step += n
-        checkpoint_due = bool(checkpoint_every) and step % checkpoint_every == 0
+        signal = None
+        if monitor is not None and step % monitor.every == 0:
+            newly = monitor.evaluate(state["gen"], step)
+            signal = float(np.mean(monitor.values[-1]))
+            if newly and on_member_stop is not None:
+                on_member_stop(newly, state)
+            stopped_at = step if monitor.stopped else None
+        checkpoint_due = bool(checkpoint_every) and (step % checkpoint_every == 0 or stopped_at is not None)
         postfix = None
-        if step % log_every == 0 or step == hp.steps:
+        if step % log_every == 0 or step == hp.steps or signal is not None:
             history.extend(pending, step)
             pending = []
             summary = history.means_since(last_log)
             last_log = step
             postfix = {k: summary[k] for k in ("loss_total", "loss_d", "loss_anchor")}
+            if signal is not None:
+                history.mark(step, SIGNAL_COLUMN, signal)
+                summary[SIGNAL_COLUMN] = postfix["signal"] = signal
             if callback is not None:
                 callback(step, summary)
         elif checkpoint_due:
@@ -229,4 +265,7 @@ def train(
             progress.advance(n, postfix)
         if checkpoint_due:
             checkpoint(state)
-    return state, {"streamed_chunks": streamed[0]}
+        if stopped_at is not None:
+            log.info("stopped at step %d of at most %d: the stopping signal has levelled off", step, hp.steps)
+            break
+    return state, {"streamed_chunks": streamed[0], "stopped_at": stopped_at}
