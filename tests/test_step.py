@@ -266,3 +266,40 @@ PINNED_PAPER_LOSSES = {
     "loss_anchor": [0.24407273530960083, 0.40747711062431335, 0.49855732917785645],
     "loss_geo": [-1.8044941425323486, -1.7739834785461426, -1.8746159076690674],
 }
+
+
+def _disc_leaves(hp, step, data):
+    nets, state = init_state(hp, [7, 5])
+    new, metrics = train_step(nets, {**state, "step": jnp.asarray(step, jnp.int32)}, data)
+    return [np.asarray(a) for a in jax.tree_util.tree_leaves(new["disc"])], metrics
+
+
+def test_lazy_penalty_acts_on_every_kth_discriminator_update_at_k_times_the_weight():
+    rng = np.random.default_rng(9)
+    data = _data(rng, sizes=((40, 7), (30, 5)))
+    lazy = dataclasses.replace(HP, d_steps=1, disc_gp=0.5, disc_gp_every=3)
+    for step, weight in ((0, 1.5), (1, 0.0), (2, 0.0), (3, 1.5), (7, 0.0)):  # update index = step x d_steps + j
+        got, _ = _disc_leaves(lazy, step, data)
+        want, _ = _disc_leaves(dataclasses.replace(lazy, disc_gp=weight, disc_gp_every=1), step, data)
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7, err_msg=f"step {step}")
+    # two updates per step: at step 1 with k = 4 the indices are 2 and 3, so neither carries the penalty
+    two = dataclasses.replace(lazy, d_steps=2, disc_gp_every=4)
+    got, _ = _disc_leaves(two, 1, data)
+    want, _ = _disc_leaves(dataclasses.replace(two, disc_gp=0.0, disc_gp_every=1), 1, data)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_penalty_on_a_row_subsample_matches_numpy():
+    hp = dataclasses.replace(HP, d_steps=1, disc_gp=0.5, disc_gp_rows=0.5)  # 6 of the 12 batch rows
+    rng = np.random.default_rng(10)
+    data = _data(rng, sizes=((40, 7), (30, 5)))
+    nets, state = init_state(hp, [7, 5])
+    xs, _, _ = _batch(state, data, hp)
+    gen = nnx.to_pure_dict(state["gen"])
+    dis = _layers(nnx.to_pure_dict(state["disc"])["nets"][0])
+    zs = [ref.mlp(_layers(gen["encoders"][i]), np.asarray(xs[i]))[:6] for i in range(2)]
+    want_gp = sum(ref.gradient_penalty(dis, z, hp.logit_clamp) for z in zs)
+    _, metrics = train_step(nets, jax.tree_util.tree_map(jnp.array, state), data)
+    np.testing.assert_allclose(float(metrics["loss_gp"]), want_gp, rtol=2e-4)

@@ -156,6 +156,10 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         if "disc_gp_probe" in model.fit_report_:  # model.disc_gp_auto: the probe's reading and decision
             probe = model.fit_report_["disc_gp_probe"]
             summary["disc_gp_probe_ratio"], summary["disc_gp_kept"] = probe["ratio"], probe["penalty"]
+        if "stop" in model.fit_report_:  # train.early_stop: where it stopped (None: ran to train.steps) and why
+            stop = model.fit_report_["stop"]
+            summary["stopped_at"] = model.fit_report_["stopped_at"]
+            summary["stop_signal"] = {"steps": stop["steps"], "values": [float(np.mean(v)) for v in stop["values"]]}
         if "chosen_seed" in model.fit_report_:  # train.n_seeds > 1: which member was kept, and every member's score
             summary["chosen_seed"] = model.fit_report_["chosen_seed"]
             summary["members_link_consistency"] = [m["link_consistency"] for m in model.fit_report_["members"]]

@@ -47,6 +47,10 @@ class Hyperparameters:
     # equilibrium (2 log 2), scaled up linearly to disc_gp at loss 0; 0 = the penalty always at disc_gp.
     disc_gp_below: float = 0.0
     disc_gp_until: int = 0  # step by which the penalty has faded linearly to 0; 0 = constant
+    # Cheaper penalties (experiments/speed/): on every disc_gp_every-th discriminator update only, at disc_gp_every
+    # x the weight (lazy regularisation), and/or on the first disc_gp_rows of each batch's rows (a random subsample).
+    disc_gp_every: int = 1
+    disc_gp_rows: float = 1.0
     # Decide the penalty by a probe (label-free): train disc_gp_probe_steps steps without it (raw links) and keep
     # disc_gp only if the discriminator's loss over the probe's last two thirds averages below
     # disc_gp_probe_below x the two-class equilibrium (2 log 2 per dataset pair): only where the paper's
@@ -85,7 +89,7 @@ class Hyperparameters:
     def __post_init__(self) -> None:
         positive_ints = (
             "n_latent", "hidden", "disc_hidden", "batch_size", "k_anchor", "steps_per_call", "refine_agree_k",
-            "link_smoothing_k", "disc_gp_probe_steps", "stop_every", "stop_window", "stop_cells",
+            "link_smoothing_k", "disc_gp_probe_steps", "stop_every", "stop_window", "stop_cells", "disc_gp_every",
         )  # fmt: skip
         for name in positive_ints:
             value = getattr(self, name)
@@ -107,6 +111,8 @@ class Hyperparameters:
                 raise ValueError(f"{name} must be a non-negative number, got {value!r}")
         if not isinstance(self.disc_smoothing, (int, float)) or not 0.0 <= self.disc_smoothing < 0.5:
             raise ValueError(f"disc_smoothing must be in [0, 0.5), got {self.disc_smoothing!r}")
+        if not isinstance(self.disc_gp_rows, (int, float)) or not 0.0 < self.disc_gp_rows <= 1.0:
+            raise ValueError(f"disc_gp_rows must be in (0, 1], got {self.disc_gp_rows!r}")
         if not isinstance(self.link_smoothing, (int, float)) or not 0.0 <= self.link_smoothing <= 1.0:
             raise ValueError(f"link_smoothing must be in [0, 1], got {self.link_smoothing!r}")
         for name in ("link_smoothing_auto", "disc_gp_auto", "early_stop"):
@@ -150,7 +156,8 @@ PAPER: dict[str, Any] = {
     "batch_size": 500, "k_anchor": 30, "d_steps": 5, "lr": 1e-3, "disc_lr": 1e-3, "weight_decay": 1e-3,
     "disc_weight_decay": 1e-3, "clip_norm": 5.0, "lambda_gan": 1.0, "lambda_ae": 10.0, "lambda_la": 10.0,
     "lambda_anchor": 1.0, "lambda_geo": 10.0, "geo_clamp": 0.975, "gan_warmup": 0, "disc_smoothing": 0.0,
-    "disc_gp": 0.0, "disc_gp_below": 0.0, "disc_gp_until": 0, "disc_gp_auto": False, "lambda_refine": 0.0,
+    "disc_gp": 0.0, "disc_gp_below": 0.0, "disc_gp_until": 0, "disc_gp_auto": False, "disc_gp_every": 1,
+    "disc_gp_rows": 1.0, "lambda_refine": 0.0,
     "refine_start": 0, "link_smoothing": 0.0, "link_smoothing_auto": False, "link_smoothing_until": 0,
     "early_stop": False,
 }  # fmt: skip

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import jax
@@ -138,12 +139,22 @@ def _disc_loss(discs: Discriminators, zs: Sequence[jax.Array], smoothing: float 
     return sum(_pair_disc_loss(discs, zs, p, smoothing) for p in range(len(zs) - 1))
 
 
-def _pair_penalty(discs: Discriminators, zs: Sequence[jax.Array], p: int) -> jax.Array:
-    """Discriminator p's input-gradient penalty on both of its datasets' latents."""
-    return sum(losses.gradient_penalty(lambda z: discs(z, p), zs[q]) for q in (p, p + 1))
+def _pair_penalty(discs: Discriminators, zs: Sequence[jax.Array], p: int, rows: int | None = None) -> jax.Array:
+    """Discriminator p's input-gradient penalty on both of its datasets' latents (their first `rows` rows: the
+    batch rows are drawn at random, so these are a random subsample)."""
+    return sum(losses.gradient_penalty(lambda z: discs(z, p), zs[q][:rows]) for q in (p, p + 1))
 
 
-def _disc_objective_terms(discs: Discriminators, zs: Sequence[jax.Array], hp: Hyperparameters, step=0):
+def _penalty_rows(hp: Hyperparameters, batch_rows: int) -> int | None:
+    """Rows the penalty is computed on (`disc_gp_rows`, a fraction of the batch); None = all."""
+    if hp.disc_gp_rows >= 1.0:
+        return None
+    return max(1, int(round(hp.disc_gp_rows * batch_rows)))
+
+
+def _disc_objective_terms(
+    discs: Discriminators, zs: Sequence[jax.Array], hp: Hyperparameters, step=0, with_penalty: bool = True
+):
     """(loss_d, penalty), each summed over the dataset pairs; the penalty already carries its scale.
 
     With `disc_gp_below` = r > 0 a pair's penalty is scaled by `losses.penalty_engagement` of that pair's own
@@ -154,14 +165,15 @@ def _disc_objective_terms(discs: Discriminators, zs: Sequence[jax.Array], hp: Hy
     loss_d = jnp.zeros((), jnp.float32)
     penalty = jnp.zeros((), jnp.float32)
     fade = 1.0 if hp.disc_gp_until <= 0 else _fade(step, hp.disc_gp_until)
+    rows = _penalty_rows(hp, zs[0].shape[0])
     for p in range(len(zs) - 1):
         pair_loss = _pair_disc_loss(discs, zs, p, hp.disc_smoothing)
         loss_d = loss_d + pair_loss
-        if hp.disc_gp > 0:
+        if hp.disc_gp > 0 and with_penalty:
             scale = fade
             if hp.disc_gp_below > 0:
                 scale = scale * losses.penalty_engagement(lax.stop_gradient(pair_loss), hp.disc_gp_below)
-            penalty = penalty + scale * _pair_penalty(discs, zs, p)
+            penalty = penalty + scale * _pair_penalty(discs, zs, p, rows)
     return loss_d, penalty
 
 
@@ -284,14 +296,31 @@ def update_step(
     zs, encoder_vjp = jax.vjp(lambda g: _encode_all(g, nets, xs), state["gen"])
     zs_fixed = [lax.stop_gradient(z) for z in zs]
 
-    def disc_objective(disc_params):
+    def disc_objective(disc_params, with_penalty=True, weight=hp.disc_gp):
         discs = nnx.merge(nets.disc_graph, disc_params)
-        loss_d, penalty = _disc_objective_terms(discs, zs_fixed, hp, state["step"])
-        return loss_d + hp.disc_gp * penalty, (loss_d, penalty)
+        loss_d, penalty = _disc_objective_terms(discs, zs_fixed, hp, state["step"], with_penalty)
+        return loss_d + weight * penalty, (loss_d, penalty)
 
-    def disc_update(_, carry):
+    lazy = hp.disc_gp > 0 and hp.disc_gp_every > 1
+
+    def disc_grads(j, disc_params):
+        if not lazy:
+            return jax.value_and_grad(disc_objective, has_aux=True)(disc_params)
+        # Lazy regularisation: the penalty on every disc_gp_every-th discriminator update (counted over the whole
+        # run) at disc_gp_every x its weight; the double backward is skipped on the others (lax.cond runs one branch).
+        due = (state["step"] * hp.d_steps + j) % hp.disc_gp_every == 0
+        with_penalty = partial(disc_objective, weight=hp.disc_gp * hp.disc_gp_every)
+        without = partial(disc_objective, with_penalty=False)
+        return lax.cond(
+            due,
+            lambda params: jax.value_and_grad(with_penalty, has_aux=True)(params),
+            lambda params: jax.value_and_grad(without, has_aux=True)(params),
+            disc_params,
+        )
+
+    def disc_update(j, carry):
         disc_params, disc_opt, _ = carry
-        (_, aux), grads = jax.value_and_grad(disc_objective, has_aux=True)(disc_params)
+        (_, aux), grads = disc_grads(j, disc_params)
         updates, disc_opt = disc_tx.update(grads, disc_opt, disc_params)
         return optax.apply_updates(disc_params, updates), disc_opt, aux
 
