@@ -75,8 +75,9 @@ def probe_penalty(
     nets, state = init_state(probe_hp, data.n_features)
     history = History()
     probe_options = dataclasses.replace(options or LoopOptions(), log_every=None, checkpoint_every=None)
-    train(nets, place(state, replicated(data.mesh)), data, links, history, probe_options, progress=progress)
+    _, report = train(nets, place(state, replicated(data.mesh)), data, links, history, probe_options, progress=progress)
     reading = penalty_decision(history.frame["loss_d"].to_numpy(np.float64), len(links), hp.disc_gp_probe_below)
+    reading["streamed_chunks"] = report["streamed_chunks"]  # the witness of a streamed probe
     log.info("discriminator loss over the probe at %.2f x equilibrium: gradient penalty %s", reading["ratio"],
              "on" if reading["penalty"] else "off")  # fmt: skip
     return dataclasses.replace(hp, disc_gp=hp.disc_gp if reading["penalty"] else 0.0, disc_gp_auto=False), reading
