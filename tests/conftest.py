@@ -1,4 +1,5 @@
 import atexit
+import importlib
 import os
 import shutil
 import sys
@@ -25,6 +26,19 @@ DATA_DIR = Path(os.environ.get("SCMODAL_DATA_DIR") or Path(__file__).resolve().p
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() == "true"
+
+
+def require(module: str, reason: str | None = None):
+    """`pytest.importorskip(module)`, except under CI=true, where every dev dependency is installed: there a missing
+    one fails the test (naming it) instead of skipping it silently."""
+    if in_ci():
+        try:
+            return importlib.import_module(module)
+        except ImportError as err:
+            pytest.fail(
+                f"{module} is missing but CI=true installs every dev dependency (pip install -e '.[dev]'): {err}"
+            )
+    return pytest.importorskip(module, reason=reason)
 
 
 def skip_without_shared_data(available: bool) -> pytest.MarkDecorator:

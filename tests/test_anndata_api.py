@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from conftest import require
 
 import scmodal_jax as scm
 from scmodal_jax.data.io import average_duplicate_columns
@@ -25,7 +26,7 @@ from scmodal_jax.data.recipes import prepare_generic, prepare_rna_protein
 from scmodal_jax.data.synthetic import make_multimodal
 from scmodal_jax.metrics import knn_label_transfer
 
-mudata = pytest.importorskip("mudata")
+mudata = require("mudata")
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning:mudata")  # mudata 0.3's notice about update()
 
 SMALL = dict(hidden=32, disc_hidden=32, batch_size=32, k_anchor=5, progress=False, steps_per_call=5, seed=3)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 sys.path.insert(0, str(SCRIPTS))
@@ -135,7 +136,7 @@ def test_maxfuse_helpers():
 
 
 def test_run_one_linked_on_tiny_synthetic():
-    pytest.importorskip("jax")
+    require("jax")
     from scmodal_jax.cli.config import DataConfig, SyntheticConfig
     from scmodal_jax.data.builders import build
 
@@ -147,7 +148,7 @@ def test_run_one_linked_on_tiny_synthetic():
 
 
 def test_run_one_ensemble_records_the_members_and_keeps_the_best_scored(tmp_path):
-    pytest.importorskip("jax")
+    require("jax")
     import json
 
     from scmodal_jax.cli.config import DataConfig, SyntheticConfig

@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-import pytest
+from conftest import require
 from omegaconf import OmegaConf
 
-pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="the [cluster] extra is not installed")
+require("hydra_plugins.hydra_submitit_launcher", reason="the [cluster] extra is not installed")
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = [

@@ -30,3 +30,19 @@ def test_missing_shared_file_skips_locally_and_fails_in_ci(monkeypatch, tmp_path
     assert conftest.skip_without_shared_data(True).args[0] is False
     monkeypatch.setenv("CI", "true")
     assert conftest.skip_without_shared_data(False).args[0] is False
+
+
+def test_a_missing_dev_dependency_skips_locally_and_fails_in_ci(monkeypatch):
+    def outcome():
+        try:
+            conftest.require("no_such_module_scmodal_test")
+        except (pytest.fail.Exception, pytest.skip.Exception) as err:
+            return type(err), str(err)
+        return None, ""
+
+    monkeypatch.setenv("CI", "true")
+    kind, message = outcome()
+    assert kind is pytest.fail.Exception and "no_such_module_scmodal_test is missing" in message
+    monkeypatch.delenv("CI")
+    assert outcome()[0] is pytest.skip.Exception
+    assert conftest.require("json").dumps([1]) == "[1]"  # present: the module itself

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import in_ci, shared_file
+from conftest import require, shared_file
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -28,12 +28,7 @@ ACCURACY = re.compile(r"label transfer accuracy \(rna -> prot\): ([0-9.]+)")
 
 def _needs(module: str) -> None:
     """Skip without the docs extra (pip install -e ".[docs]"), except in CI where `dev` installs it."""
-    try:
-        importlib.import_module(module)
-    except ImportError:
-        if in_ci():
-            pytest.fail(f"{module} is missing: CI installs the docs extra through .[dev]")
-        pytest.skip(f"{module} not installed (pip install -e '.[docs]')")
+    require(module, reason=f"{module} not installed (pip install -e '.[docs]')")
 
 
 @pytest.fixture(scope="module")

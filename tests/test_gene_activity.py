@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from conftest import shared_file
+from conftest import require, shared_file
 
 from scmodal_jax.data.gene_activity import gene_activity, parse_peak_names, peak_gene_overlap, read_gene_annotation
 
@@ -151,7 +151,7 @@ def test_gene_activity_errors():
 
 
 def test_real_multiome_gene_activity():
-    ad = pytest.importorskip("anndata")
+    ad = require("anndata")
     atac = ad.read_h5ad(_data("bmmc_multiome_starter_500c_atac600peaks.h5ad"))
     rna = ad.read_h5ad(_data("bmmc_multiome_starter_500c_rna600g.h5ad"), backed="r")
     gencode = _data("hg38_genes_gencode.tsv.gz")

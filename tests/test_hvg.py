@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from conftest import shared_file
+from conftest import require, shared_file
 
 from scmodal_jax.data.hvg import highly_variable_genes_seurat_v3, loess_fit, select_hvg
 
-ad = pytest.importorskip("anndata")
+ad = require("anndata")
 
 
 # ------------------------------------------------------------------------------------------- references
@@ -69,7 +69,7 @@ def test_loess_matches_brute_force():
 
 
 def test_loess_matches_skmisc_direct():
-    loess = pytest.importorskip("skmisc.loess").loess
+    loess = require("skmisc.loess").loess
     rng = np.random.default_rng(1)
     x = rng.uniform(-2, 3, 600)
     y = 0.5 * x**2 - x + rng.normal(scale=0.3, size=x.size)
@@ -117,8 +117,8 @@ def test_hvg_backed_equals_in_memory(tmp_path):
 def test_hvg_vs_scanpy_oracle():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sc = pytest.importorskip("scanpy")
-        pytest.importorskip("skmisc")
+        sc = require("scanpy")
+        require("skmisc")
     rna = ad.read_h5ad(shared_file("pbmc5k_cite_4000g_29adt_labeled.h5ad"))
     n = 2000
     ours = highly_variable_genes_seurat_v3(rna.X, n_top_genes=n, gene_names=rna.var_names)

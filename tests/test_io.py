@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from conftest import require
 
 from scmodal_jax.data import io as sio
 
@@ -195,7 +196,7 @@ def test_bad_inputs(setup):
 
 
 def test_h5mu_round_trip(setup, tmp_path):
-    mudata = pytest.importorskip("mudata")
+    mudata = require("mudata")
     _, mods = sio.to_anndata(setup["model"], setup["adatas"], ["RNA", "ADT"], setup["datasets"], setup["feature_names"])
     mdata = sio.to_mudata(mods, ["RNA", "ADT"])
     assert mdata.n_obs == 12  # colliding names made unique: unpaired cells are not merged

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pandas as pd
 import pytest
-from conftest import shared_file
+from conftest import require, shared_file
 
 from scmodal_jax.data.links import (
     normalize_marker,
@@ -198,7 +198,7 @@ def test_table_covers_oracle_on_shared_panels():
     """Every protein of the shared data panels that the public oracle table resolves is resolved by our
     table to the same genes, restricted to the genes of that file's RNA (for protein-only files: the genes of
     any RNA file of the shared data)."""
-    ad = pytest.importorskip("anndata")
+    ad = require("anndata")
     oracle = _oracle()
     cite = {}
     for name in ["bmmc_cite_starter_600c_1000g_134adt.h5ad", "pbmc5k_cite_4000g_29adt_labeled.h5ad"]:
@@ -232,7 +232,7 @@ def test_table_covers_oracle_on_shared_panels():
 
 
 def test_real_links():
-    ad = pytest.importorskip("anndata")
+    ad = require("anndata")
     a = ad.read_h5ad(_data("pbmc5k_cite_4000g_29adt_labeled.h5ad"), backed="r")
     prots = list(a.obsm["protein_counts"].columns)
     genes = list(a.var_names)

@@ -7,7 +7,7 @@ import pytest
 
 import scmodal_jax as scm
 from scmodal_jax.data.synthetic import make_multimodal
-from scmodal_jax.metrics.quality import anchor_contrast, integration_quality, link_consistency
+from scmodal_jax.metrics.quality import COLLAPSE_THRESHOLD, anchor_contrast, integration_quality, link_consistency
 
 
 def _brute_consistency(za, zb, la, lb):
@@ -81,3 +81,18 @@ def test_fit_reports_quality_and_warns_on_a_collapsed_run(caplog):
     assert q == integration_quality(model.latent_, links, k=model.hp.k_anchor)
     assert q["link_consistency"] > 0.5 and not q["collapsed"]
     assert "collapsed" not in caplog.text
+
+
+def test_a_collapsed_run_warns(caplog):
+    """Training that has not aligned the modalities (3 steps: the encoders are still at their random start) is what
+    a collapse looks like to the score: cross-modality neighbours that the links contradict. The fit says so."""
+    data = make_multimodal(n_cells=300, n_features=(40, 12), n_linked=8, n_clusters=4, seed=1)
+    model = scm.SCMODAL(steps=3, batch_size=64, hidden=32, disc_hidden=32, progress=False, seed=0)
+    with caplog.at_level(logging.WARNING, logger="scmodal_jax.model"):
+        model.fit(data.datasets, scm.first_columns(8))
+    links = [(data.datasets[0][:, :8], data.datasets[1][:, :8])]
+    q = integration_quality(model.latent_, links, k=model.hp.k_anchor)  # the independent reading
+    assert q["collapsed"] and q["link_consistency_min"] < COLLAPSE_THRESHOLD
+    assert model.fit_report_["quality"] == q
+    warned = [r for r in caplog.records if "looks collapsed" in r.getMessage()]
+    assert len(warned) == 1 and f"{q['link_consistency_min']:.2f}" in warned[0].getMessage()

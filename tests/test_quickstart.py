@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DATA_DIR
+from conftest import DATA_DIR, require
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 MARKER = "<!-- quickstart: tests/test_quickstart.py runs this block -->"
@@ -46,7 +46,7 @@ def test_readme_quickstart_runs_on_the_users_files(tmp_path, monkeypatch):
         if os.environ.get("CI"):
             pytest.fail(f"{path} is needed in CI")
         pytest.skip(f"shared data file {path} not available")
-    pytest.importorskip("scanpy")
+    require("scanpy")
     import scmodal_jax as scm
     from scmodal_jax import transfer_labels
     from scmodal_jax.data.links import protein_gene_pairs

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from conftest import shared_file
+from conftest import require, shared_file
 
 from scmodal_jax.data.hvg import select_hvg
 from scmodal_jax.data.recipes import (
@@ -19,7 +19,7 @@ from scmodal_jax.data.recipes import (
     standardize,
 )
 
-ad = pytest.importorskip("anndata")
+ad = require("anndata")
 
 _data = shared_file
 

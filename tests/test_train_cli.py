@@ -10,7 +10,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import shared_file
+from conftest import require, shared_file
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from wandb_offline import read_offline_run
@@ -279,14 +279,19 @@ def test_wandb_run_identity_from_overrides():
 
 
 def test_wandb_offline_run_holds_losses_metrics_images_and_config(tmp_path, monkeypatch):
-    pytest.importorskip("wandb")
+    require("wandb")
     from scmodal_jax.cli import plotting
 
     _without_credentials(monkeypatch, tmp_path / "home")
     # The images' path, not UMAP itself (its numba compilation alone takes longer than this test).
     monkeypatch.setattr(plotting, "umap_embedding", lambda latent, seed=0: latent[:, :2])
     run_dir = tmp_path / "run"
-    summary = run(_compose([*FAST, "logger=wandb", "logger.tags=[mine]"]), run_dir)
+    # the penalty probe (8 steps, before the 20) and the stopping signal (every 10 steps) on, so that their records
+    # reach metrics.json, the loss history and W&B
+    probe_and_stop = ["model.disc_gp_probe_steps=8", "train.stop_every=10", "train.stop_min_steps=10",
+                      "train.stop_window=1", "train.stop_tol=-1.0"]  # fmt: skip
+    cfg = _compose([*FAST, *probe_and_stop, "logger=wandb", "logger.tags=[mine]"])
+    summary = run(cfg, run_dir)
     (offline,) = (run_dir / "wandb").glob("offline-run-*")  # offline chosen without WANDB_MODE: no credentials
     logged = read_offline_run(offline)
     assert (logged.name, logged.group) == ("run", "synthetic")  # no Hydra overrides: the run directory's name
@@ -305,6 +310,23 @@ def test_wandb_offline_run_holds_losses_metrics_images_and_config(tmp_path, monk
     for key in ("label_transfer_accuracy", "foscttm", "asw", "kbet", "final_step"):
         assert logged.summary[key] == pytest.approx(metrics[key]), key
     assert summary["final_step"] == logged.summary["final_step"] == 20
+    # the probe's reading: what a separate penalty-free raw-link run of its 8 steps reads, in metrics.json and W&B
+    from scmodal_jax.model import SCMODAL
+    from scmodal_jax.runtime.penalty_probe import penalty_decision
+
+    probe_hp = {**config_module.hyperparameters(cfg).to_dict(), "steps": 8, "disc_gp": 0.0, "disc_gp_auto": False,
+                "link_smoothing": 0.0, "link_smoothing_auto": False, "early_stop": False}  # fmt: skip
+    alone = SCMODAL(progress=False, **probe_hp).fit(build(cfg.data).prepared)
+    reading = penalty_decision(alone.history_["loss_d"].to_numpy(float), 1, 0.75)
+    assert metrics["disc_gp_probe_ratio"] == pytest.approx(reading["ratio"], rel=1e-5)
+    assert metrics["disc_gp_kept"] is reading["penalty"] and logged.summary["disc_gp_kept"] is reading["penalty"]
+    # the stopping signal at steps 10 and 20: in metrics.json, in the loss history and in W&B's series
+    signal = metrics["stop_signal"]
+    assert signal["steps"] == [10, 20] and metrics["stopped_at"] is None  # tol -1: never levels off
+    marked = history.dropna(subset=["stop_signal"])
+    assert marked["step"].tolist() == [10, 20]
+    np.testing.assert_allclose(marked["stop_signal"], signal["values"], rtol=1e-6)
+    np.testing.assert_allclose([v for _, v in logged.series("stop_signal")], signal["values"], rtol=1e-6)
     # images: both UMAPs, at the last step, their files inside the run
     for name in ("umap_modality", "umap_label"):
         ((step, image),) = logged.series(name)

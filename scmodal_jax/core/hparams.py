@@ -103,7 +103,7 @@ class Hyperparameters:
         non_negative = (
             "init_std", "lr", "disc_lr", "weight_decay", "disc_weight_decay", "clip_norm",
             "lambda_gan", "lambda_ae", "lambda_la", "lambda_anchor", "lambda_geo", "logit_clamp", "disc_gp",
-            "disc_gp_below", "lambda_refine", "disc_gp_probe_below", "stop_tol",
+            "disc_gp_below", "lambda_refine", "disc_gp_probe_below",
         )  # fmt: skip
         for name in non_negative:
             value = getattr(self, name)
@@ -111,6 +111,14 @@ class Hyperparameters:
                 raise ValueError(f"{name} must be a non-negative number, got {value!r}")
         if not isinstance(self.disc_smoothing, (int, float)) or not 0.0 <= self.disc_smoothing < 0.5:
             raise ValueError(f"disc_smoothing must be in [0, 0.5), got {self.disc_smoothing!r}")
+        if (
+            isinstance(self.stop_tol, bool)
+            or not isinstance(self.stop_tol, (int, float))
+            or not -1e9 < self.stop_tol < 1e9
+        ):
+            raise ValueError(
+                f"stop_tol must be a finite number (negative: the signal must fall to stop), got {self.stop_tol!r}"
+            )
         if not isinstance(self.disc_gp_rows, (int, float)) or not 0.0 < self.disc_gp_rows <= 1.0:
             raise ValueError(f"disc_gp_rows must be in (0, 1], got {self.disc_gp_rows!r}")
         if not isinstance(self.link_smoothing, (int, float)) or not 0.0 <= self.link_smoothing <= 1.0:
