@@ -89,17 +89,79 @@ def run_one(dataset: str, seed: int, steps: int, every: int, integ: Any, store: 
     }
 
 
+MILESTONES = (500, 1000, 2000, 5000, 10_000)
+TABLE_METRICS = (("label_transfer_accuracy", "label transfer", 3), ("foscttm", "FOSCTTM", 3),
+                 ("mixing_metric", "mixing", 1), ("quality_link_consistency", "link consistency", 3))  # fmt: skip
+
+
+def _family(dataset: str) -> str:
+    return "pbmc5k_small_panels (p0/p1/p2)" if dataset.startswith("pbmc5k_small_panel") else dataset
+
+
+def write_tables(records: list[dict], out: Path) -> None:
+    """curves.md (each metric at the milestones, mean over the runs of a set, and per run) and curves.png."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    families: dict[str, list[dict]] = {}
+    for r in records:
+        families.setdefault(_family(r["dataset"]), []).append(r)
+    lines = ["# Convergence curves of today's default", "",
+             "Each run: `SCMODAL(steps=10000, seed=s)` at the defaults of commit 66c1032 (penalty probe, link "
+             "smoothing, fixed 10,000 steps), evaluated every 250 steps (scripts/convergence.py). Values at 500, "
+             "1,000, 2,000, 5,000 and 10,000 steps: the mean over the set's runs, then each run.", ""]  # fmt: skip
+    for family, runs in families.items():
+        lines += [f"## {family}", "", "| metric | " + " | ".join(f"{m:,}" for m in MILESTONES) + " |",
+                  "|---|" + "---|" * len(MILESTONES)]  # fmt: skip
+        for key, label, digits in TABLE_METRICS:
+            if not all(key in e for r in runs for e in r["evals"]):
+                continue
+            means = []
+            for m in MILESTONES:
+                vals = [e[key] for r in runs for e in r["evals"] if e["step"] == m]
+                means.append(f"{np.mean(vals):.{digits}f}" if vals else "-")
+            lines.append(f"| {label} (mean of {len(runs)}) | " + " | ".join(means) + " |")
+            for r in runs:
+                at = {e["step"]: e[key] for e in r["evals"]}
+                name = r["dataset"].removeprefix("pbmc5k_small_panel_")
+                cells = [f"{at[m]:.{digits}f}" if m in at else "-" for m in MILESTONES]
+                lines.append(f"| &nbsp; {name} seed {r['seed']} | " + " | ".join(cells) + " |")
+        lines.append("")
+    out.with_suffix(".md").write_text("\n".join(lines))
+    fig, axes = plt.subplots(2, len(families), figsize=(3.2 * len(families), 5.5), squeeze=False)
+    for col, (family, runs) in enumerate(families.items()):
+        for r in runs:
+            steps = [e["step"] for e in r["evals"]]
+            label = f"{r['dataset'].removeprefix('pbmc5k_small_panel_')} s{r['seed']}"
+            axes[0, col].plot(steps, [e["label_transfer_accuracy"] for e in r["evals"]], label=label, lw=1)
+            axes[1, col].plot(steps, [e["quality_link_consistency"] for e in r["evals"]], lw=1)
+        axes[0, col].set_title(family, fontsize=8)
+        axes[0, col].legend(fontsize=6)
+        axes[1, col].set_xlabel("step", fontsize=7)
+    axes[0, 0].set_ylabel("label transfer", fontsize=7)
+    axes[1, 0].set_ylabel("link consistency (stopping signal)", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out.with_suffix(".png"), dpi=110)
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", nargs="+", required=True, help="DATASET:SEED items, run in this order")
+    parser.add_argument("--runs", nargs="+", default=[], help="DATASET:SEED items, run in this order")
     parser.add_argument("--steps", type=int, default=10_000)
     parser.add_argument("--every", type=int, default=250)
     parser.add_argument("--out", default=str(ROOT / "experiments" / "convergence" / "curves.jsonl"))
     parser.add_argument("--store", default="/work/convergence_store")
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--hp", default="{}", help="extra hyperparameters as JSON (default: none, today's default)")
+    parser.add_argument("--tables", action="store_true", help="only write curves.md / curves.png from --out")
     args = parser.parse_args(argv)
+    if args.tables:
+        out = Path(args.out)
+        write_tables([json.loads(x) for x in out.read_text().splitlines() if x.strip()], out)
+        return
     from bench_accuracy import build_integration
 
     out, store = Path(args.out), Path(args.store)
