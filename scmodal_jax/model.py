@@ -265,6 +265,7 @@ class SCMODAL:
             self._nets, self._state, data, anchor_links, self._history, self._loop_options(),
             ensemble=self.n_seeds > 1, callback=callback, checkpoint=save, progress=progress, monitor=monitor,
             on_member_stop=keep_stopped if self.n_seeds > 1 else None,
+            observe=lambda state: setattr(self, "_state", state),  # a callback may encode cells mid-training
         )  # fmt: skip
         if self._stopped_members:
             members = [self._stopped_members.get(m, member(self._state, m)) for m in range(self.n_seeds)]

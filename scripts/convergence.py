@@ -40,7 +40,7 @@ def _done(path: Path) -> set[tuple[str, int, int]]:
 
 
 def run_one(dataset: str, seed: int, steps: int, every: int, integ: Any, store: Path, hp: dict) -> dict[str, Any]:
-    from scmodal_jax.metrics import evaluate
+    from scmodal_jax.metrics import evaluate, label_transfer_accuracy
     from scmodal_jax.metrics.quality import integration_quality
     from scmodal_jax.model import SCMODAL
 
@@ -59,11 +59,16 @@ def run_one(dataset: str, seed: int, steps: int, every: int, integ: Any, store: 
         np.savez(run_dir / f"latent_{step:06d}.npz", *latents)
         m = evaluate(latents, prepared.labels, paired=integ.paired, seed=0)
         q = integration_quality(latents, links, k=model.hp.k_anchor)
-        rec = {"step": step, **{k: float(m[k]) for k in METRICS if k in m}}
+        rec = {"step": step, **{k: float(v) for k, v in m.items() if k.startswith(METRICS)}}
+        if len(latents) > 2 and prepared.labels is not None:  # a chain: label transfer along each consecutive pair
+            for p in range(len(latents) - 1):
+                rec[f"label_transfer_pair_{p}"] = float(label_transfer_accuracy(
+                    latents[p], prepared.labels[p], latents[p + 1], prepared.labels[p + 1]))  # fmt: skip
         rec.update({f"quality_{k}": (float(v) if not isinstance(v, bool) else v) for k, v in q.items()})
         evals.append(rec)
         eval_seconds[0] += time.perf_counter() - t
-        print(f"  [{dataset} s{seed}] step {step}: LT {rec.get('label_transfer_accuracy', float('nan')):.3f} "
+        lt = rec.get("label_transfer_accuracy", rec.get("label_transfer_pair_0", float("nan")))
+        print(f"  [{dataset} s{seed}] step {step}: LT {lt:.3f} "
               f"mix {rec['mixing_metric']:.1f} lc {rec['quality_link_consistency']:.3f}", flush=True)  # fmt: skip
 
     model.fit(prepared, callback=on_log)

@@ -96,3 +96,16 @@ def test_one_progress_bar_shows_every_stage_and_progress_false_silences_it(toy, 
     bars.clear()
     scm.SCMODAL(**{**settings, "progress": False}).fit(toy.datasets, scm.first_columns(toy.n_linked))
     assert "scMODAL" not in capfd.readouterr().err
+
+
+def test_a_callback_can_encode_cells_mid_training(toy):
+    """The estimator's state is the trained one at each logging point (as before the loop moved out): a callback
+    that encodes cells sees the latent of that step, equal to a run stopped there."""
+    seen = {}
+    model = scm.SCMODAL(**{**scenarios.SMALL, "steps": 20})
+    model.fit(toy.datasets, scm.first_columns(toy.n_linked),
+              callback=lambda step, _: seen.setdefault(step, model.transform(toy.datasets[0])))  # fmt: skip
+    assert sorted(seen) == [10, 20]
+    shorter = scm.SCMODAL(**{**scenarios.SMALL, "steps": 10}).fit(toy.datasets, scm.first_columns(toy.n_linked))
+    np.testing.assert_allclose(seen[10], shorter.latent_[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(seen[20], model.latent_[0])

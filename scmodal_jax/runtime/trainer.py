@@ -207,6 +207,7 @@ def train(
     progress: ProgressView | None = None,
     monitor: Any = None,
     on_member_stop: Callable[[list[int], TrainState], None] | None = None,
+    observe: Callable[[TrainState], None] | None = None,
 ) -> tuple[TrainState, dict[str, Any]]:
     """Train `state` to `nets.hp.steps` steps, or until `monitor` stops it; returns the final state and a report
     ({"streamed_chunks": n, "stopped_at": step or None}).
@@ -214,7 +215,8 @@ def train(
     `history` is extended with every step's metrics, synced to the host every `log_every` steps (and before each
     checkpoint and at each evaluation of the monitor). `callback(step, means)` gets the means over the steps since
     the last sync (with "stop_signal" where the monitor measured it); `checkpoint(state)` is called every
-    `checkpoint_every` steps and when training stops early.
+    `checkpoint_every` steps and when training stops early. `observe(state)` sees the current state just before
+    each callback (so that a callback may read the model mid-training; the state is donated at the next chunk).
     """
     hp = nets.hp
     options = options or LoopOptions()
@@ -257,6 +259,8 @@ def train(
                 history.mark(step, SIGNAL_COLUMN, signal)
                 summary[SIGNAL_COLUMN] = postfix["signal"] = signal
             if callback is not None:
+                if observe is not None:
+                    observe(state)
                 callback(step, summary)
         elif checkpoint_due:
             history.extend(pending, step)
