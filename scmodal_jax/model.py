@@ -247,7 +247,7 @@ class SCMODAL:
         progress.stage("training")
         start = int(np.asarray(self._state["step"]).reshape(-1)[0])
         progress.grow(max(self.hp.steps - start, 0))
-        self._stopped_members: dict[int, TrainState] = {}
+        stopped_members: dict[int, TrainState] = {}
 
         def checkpoint(state: TrainState) -> None:
             self._state, self.history_ = state, self._history.frame
@@ -258,7 +258,7 @@ class SCMODAL:
         def keep_stopped(members: list[int], state: TrainState) -> None:
             # an ensemble member that stops is kept as it is then, as its single-seed run would end
             for m in members:
-                self._stopped_members[m] = member(state, m)
+                stopped_members[m] = member(state, m)
 
         save = checkpoint if self.checkpoint_dir is not None and self.checkpoint_every else None
         self._state, report = train(
@@ -267,14 +267,16 @@ class SCMODAL:
             on_member_stop=keep_stopped if self.n_seeds > 1 else None,
             observe=lambda state: setattr(self, "_state", state),  # a callback may encode cells mid-training
         )  # fmt: skip
-        if self._stopped_members:
-            members = [self._stopped_members.get(m, member(self._state, m)) for m in range(self.n_seeds)]
+        if stopped_members:
+            members = [stopped_members.get(m, member(self._state, m)) for m in range(self.n_seeds)]
             self._state = jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *members)
         self.history_ = self._history.frame
         self.fit_report_["streamed_chunks"] = report["streamed_chunks"]
         if monitor is not None:
             self.fit_report_["stop"] = monitor.record()
             self.fit_report_["stopped_at"] = report["stopped_at"]
+        if report["stopped_at"] is not None:
+            progress.finish()  # the bar ends where training did, not at the maximum
 
     def _score(self, inputs: TrainingInputs) -> None:
         """The label-free quality of the latents against the raw links; a collapsed run is logged as a warning."""

@@ -151,6 +151,11 @@ class ProgressView:
             self._bar.set_postfix({k: f"{v:.3g}" for k, v in postfix.items()}, refresh=False)
         self._bar.update(steps)
 
+    def finish(self) -> None:
+        """End the bar where the work ended (training that stopped before its maximum)."""
+        self._bar.total = self._bar.n
+        self._bar.refresh()
+
     def close(self) -> None:
         self._bar.close()
 
