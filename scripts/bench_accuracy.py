@@ -203,11 +203,22 @@ def paired_subsample(rna: Any, protein: Any, n_cells: int) -> tuple[Any, Any]:
 
 
 def build_integration(name: str, data_dir: str):
+    """A protocol set (above), or an experiment's data as `python -m scmodal_jax.train` builds it: its
+    conf/data/NAME.yaml over the schema's defaults (e.g. bmmc_multiome's 30 joint PCs), read from `data_dir`."""
+    from omegaconf import OmegaConf
+
     from scmodal_jax.cli.config import DataConfig
     from scmodal_jax.data.builders import build
 
     protocol = build_protocol(name, data_dir)
-    return protocol if protocol is not None else build(DataConfig(name=name, data_dir=data_dir))
+    if protocol is not None:
+        return protocol
+    cfg = OmegaConf.structured(DataConfig(name=name))
+    yaml = ROOT / "conf" / "data" / f"{name}.yaml"
+    if yaml.exists():
+        cfg = OmegaConf.merge(cfg, OmegaConf.load(yaml))
+    cfg.data_dir = data_dir
+    return build(cfg)
 
 
 def _plain(value: Any) -> bool | int | float:
