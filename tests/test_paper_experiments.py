@@ -36,9 +36,13 @@ TRAINED = [
     "model.disc_hidden=64", "model.lambda_anchor=5", "eval.umap=false", "logger=none", "train.progress=false",
 ]  # fmt: skip
 # The stand-ins' clusters are linked through their markers, so the linked features alone already transfer labels
-# perfectly: the latent must keep that (within 0.05; a collapsed run scores about 0.3). FOSCTTM: random pairing gives
-# 0.5, and about 1/6 is the best a latent can reach on cells that differ only by cluster (3 clusters); bound 0.25.
-MAX_LOSS_VS_LINKED, MAX_FOSCTTM = 0.05, 0.25
+# perfectly: the latent must keep that (a collapsed run scores about 0.3). FOSCTTM: random pairing gives 0.5, and
+# about 1/6 is the best a latent can reach on cells that differ only by cluster (3 clusters). Measured at today's
+# defaults with TRAINED, seeds 0 / 1 / 2 (python scripts/test_margins.py --only paper): label transfer 1.000 on
+# citeseq_pbmc and bmc_cytof, 1.000 / 0.988 / 0.988 on tonsil; FOSCTTM citeseq_pbmc 0.172 / 0.156 / 0.163, teaseq
+# ADT-RNA 0.158 / 0.156 / 0.164 and RNA-ATAC 0.178 / 0.170 / 0.181. Bounds: a loss of at most 0.03 (the worst
+# seed lost 0.012), FOSCTTM below 0.22 (the worst 0.181).
+MAX_LOSS_VS_LINKED, MAX_FOSCTTM = 0.03, 0.22
 
 
 def _compose(overrides):

@@ -1,10 +1,10 @@
 """The README quickstart, executed as written on "the user's files": PBMC5k CITE-seq from the shared data,
 split into unpaired halves and written as rna.h5ad (genes, raw counts, cell types) and protein.h5ad (ADT raw
 counts, no labels). Only the number of steps is cut (FEW below); the result is checked against the linked
-features alone, the baseline scMODAL must beat. Measured here (600 steps, these 800 + 800 cells), against 0.858
-for the links alone: the package default 0.939 with the default seed, 0.961 / 0.953 / 0.944 with seeds 0 / 1 / 2;
-the paper's training (`preset="paper"`) 0.925, then 0.949 / 0.905 / 0.833, so a change of the training code can
-move this result by several points.
+features alone, the baseline scMODAL must beat. Measured at today's defaults (600 steps, these 800 + 800 cells,
+python scripts/test_margins.py --only quickstart), against 0.858 for the links alone: 0.939 with the default
+seed, 0.956 / 0.951 / 0.935 with seeds 0 / 1 / 2 (margins 0.077-0.098); the paper's training (`preset="paper"`)
+gave 0.925, then 0.949 / 0.905 / 0.833, so a change of the training code can move this result by several points.
 """
 
 from __future__ import annotations
@@ -82,4 +82,4 @@ def test_readme_quickstart_runs_on_the_users_files(tmp_path, monkeypatch):
     linked_only, _ = transfer_labels(left, rna.obs["cell_type"].to_numpy(), query=right)
     baseline = float(np.mean(linked_only.astype(str) == truth))
     print(f"quickstart label transfer {accuracy:.3f}, linked features alone {baseline:.3f}")
-    assert accuracy >= baseline + 0.03
+    assert accuracy >= baseline + 0.05  # the worst measured seed's margin (0.077) with 0.027 of slack

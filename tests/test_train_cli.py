@@ -127,12 +127,14 @@ def test_bmmc_cite_end_to_end_through_the_cli(tmp_path):
         rna.obsm["X_scmodal"], rna.obs["cell_type"].to_numpy(), protein.obsm["X_scmodal"],
         protein.obs["cell_type"].to_numpy()))  # fmt: skip
     assert metrics["foscttm"] == pytest.approx(foscttm(rna.obsm["X_scmodal"], protein.obsm["X_scmodal"]))
-    # ... and the latent beats the linked features alone (0.258 and 0.250 here). After 200 of the 1,000 steps,
-    # over seeds 1234 / 0 / 1: label transfer 0.330 / 0.342 / 0.278, FOSCTTM 0.155 / 0.235 / 0.222.
+    # ... and the latent beats the linked features alone (label transfer 0.258, FOSCTTM 0.250). After 200 steps at
+    # today's defaults, seeds 1234 / 0 / 1 / 2 (python scripts/test_margins.py --only bmmc_cli): label transfer
+    # 0.320 / 0.305 / 0.317 / 0.295 (margins 0.037-0.062), FOSCTTM 0.155 / 0.161 / 0.152 / 0.146 (0.089-0.104
+    # below the links'). The bounds sit about half-way: a run no better than the links fails them.
     prep = build(_compose(["+experiment=bmmc_cite"]).data).prepared
     (left, right), labels = prep.link_matrices()[0], [np.asarray(x) for x in prep.labels]
-    assert metrics["label_transfer_accuracy"] > label_transfer_accuracy(left, labels[0], right, labels[1]) + 0.01
-    assert metrics["foscttm"] < foscttm(left, right) - 0.01
+    assert metrics["label_transfer_accuracy"] > label_transfer_accuracy(left, labels[0], right, labels[1]) + 0.02
+    assert metrics["foscttm"] < foscttm(left, right) - 0.05
 
 
 def test_multirun_sweep_over_weights_and_modality_order(tmp_path):
