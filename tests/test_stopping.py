@@ -51,6 +51,17 @@ def test_the_rule_on_a_recorded_signal_equals_a_hand_computation():
     assert _replay([0.1, 0.2, 0.3, 0.4], [1, 2, 3, 4], window=2, tol=0.05, min_steps=0) is None  # still rising
 
 
+def test_the_rule_needs_two_whole_windows_and_the_minimum_step():
+    flat = [0.5] * 4
+    assert not plateau_reached(flat[:3], [1, 2, 3], window=2, tol=0.1, min_steps=0)  # one window and a half
+    assert plateau_reached(flat, [1, 2, 3, 4], window=2, tol=0.1, min_steps=0)
+    assert not plateau_reached(flat, [1, 2, 3, 4], window=2, tol=0.1, min_steps=5)  # levelled off, but too early
+    assert not plateau_reached([0.1, 0.1, 0.3, 0.3], [1, 2, 3, 4], window=2, tol=0.1, min_steps=0)  # rose 0.2
+    assert plateau_reached([0.1, 0.1, 0.15, 0.15], [1, 2, 3, 4], window=2, tol=0.1, min_steps=0)  # rose 0.05
+    with pytest.raises(ValueError, match="4 values for 3 steps"):
+        plateau_reached(flat, [1, 2, 3], window=2, tol=0.1, min_steps=0)
+
+
 def test_subsample_is_fixed_by_the_seed():
     a, b = subsample_rows([50, 8], 10, seed=4), subsample_rows([50, 8], 10, seed=4)
     assert [x.tolist() for x in a] == [x.tolist() for x in b]
