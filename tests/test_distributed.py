@@ -36,6 +36,8 @@ TINY = [
     "model.hidden=32", "model.disc_hidden=32", "train.k_anchor=10", "train.progress=false",
     "data.synthetic.n_cells=200", "data.synthetic.n_features=[30,12]", "data.synthetic.n_linked=6",
     "eval.umap=false", "eval.metrics=false", "logger=csv",
+    # the stopping signal measured every 10 steps in every process (tolerance -1: it never stops these runs)
+    "train.stop_every=10", "train.stop_min_steps=0", "train.stop_window=1", "train.stop_tol=-1.0",
 ]  # fmt: skip
 CHILD_ENV = {"JAX_PLATFORMS": "cpu", "WANDB_MODE": "disabled", "PYTHON": sys.executable, "PYTHONUNBUFFERED": "1"}
 
@@ -97,6 +99,10 @@ def _check_two_process_run(run_dir: Path, output: str, single: Path, tmp_path: P
     assert list(history["step"]) == list(range(1, 21))
     for name in METRIC_NAMES:
         np.testing.assert_allclose(history[name], reference[name][:20], rtol=1e-4, atol=1e-6, err_msg=name)
+    # the stopping signal, measured on the two processes' replicated parameters, is the single process's
+    signal, reference_signal = history.dropna(subset=["stop_signal"]), reference.dropna(subset=["stop_signal"])
+    assert list(signal["step"]) == [10, 20]
+    np.testing.assert_allclose(signal["stop_signal"], reference_signal["stop_signal"][:2], atol=1e-4)
     # One checkpoint, complete, and no leftover of the swap (process 0 writes model.json and renames).
     assert (run_dir / "checkpoint" / "model.json").exists()
     assert sorted(p.name for p in run_dir.iterdir() if "checkpoint" in p.name) == ["checkpoint"]

@@ -25,6 +25,7 @@ import numpy as np
 from .._neighbors import DEFAULT_BLOCK_SIZE, center32, knn, unit_rows
 from .._rows import take_rows, to_dense
 from ..core.step import Networks, encode
+from .devices import local_copy
 
 __all__ = ["STOP_SUBSAMPLE_SEED", "StopMonitor", "plateau_reached", "subsample_rows"]
 
@@ -137,7 +138,8 @@ class StopMonitor:
 
     def score(self, gen_params: Any) -> np.ndarray:
         """The signal of the generator parameters (one value per member), without recording it."""
-        return np.atleast_1d(np.asarray(jax.device_get(self._score(gen_params)), np.float64))
+        # Replicated parameters (a mesh, or other processes' devices) are read from this process's first copy.
+        return np.atleast_1d(np.asarray(jax.device_get(self._score(local_copy(gen_params))), np.float64))
 
     def evaluate(self, gen_params: Any, step: int) -> list[int]:
         """Score and record the parameters at `step`; returns the members that stop at this evaluation."""
