@@ -86,10 +86,12 @@ def replay(window: int, tol: float, min_steps: int, cells: int, verbose: bool = 
         stop = stop_step(sig["steps"], sig["values"], window, tol, min_steps)
         at = {e["step"]: e for e in run["evals"]}
         family = "pbmc5k_small_panels" if run["dataset"].startswith("pbmc5k_small_panel") else run["dataset"]
+        last = run["evals"][-1]
         by_set.setdefault(family, []).append({
             "dataset": run["dataset"], "seed": run["seed"], "stop": stop,
-            "lt_stop": at[stop]["label_transfer_accuracy"], "lt_full": run["evals"][-1]["label_transfer_accuracy"],
-            "mix_stop": at[stop]["mixing_metric"], "mix_full": run["evals"][-1]["mixing_metric"],
+            "lt_stop": at[stop]["label_transfer_accuracy"], "lt_full": last["label_transfer_accuracy"],
+            "fos_stop": at[stop].get("foscttm"), "fos_full": last.get("foscttm"),
+            "mix_stop": at[stop]["mixing_metric"], "mix_full": last["mixing_metric"],
             "collapsed": bool(at[stop].get("quality_collapsed", False)),
         })  # fmt: skip
     summary = {}
@@ -97,12 +99,38 @@ def replay(window: int, tol: float, min_steps: int, cells: int, verbose: bool = 
         gap = float(np.mean([r["lt_stop"] for r in runs]) - np.mean([r["lt_full"] for r in runs]))
         steps = float(np.mean([r["stop"] for r in runs]))
         ok = gap >= -MARGIN and not any(r["collapsed"] for r in runs)
-        summary[family] = {"gap": gap, "mean_stop": steps, "ok": ok}
+        summary[family] = {"gap": gap, "mean_stop": steps, "ok": ok, "runs": runs}
         if verbose:
             per_run = ", ".join(f"{r['dataset'].removeprefix('pbmc5k_small_panel_')} s{r['seed']}: stop {r['stop']} "
                                 f"LT {r['lt_stop']:.3f} (10k {r['lt_full']:.3f})" for r in runs)  # fmt: skip
             print(f"{family:24s} mean gap {gap:+.4f}  mean stop {steps:6.0f}  {'ok' if ok else 'MISS'}  | {per_run}")
     return summary
+
+
+def write_markdown(summary: dict, window: int, tol: float, min_steps: int, cells: int, path: Path) -> None:
+    """replay.md: per set and run, the stop step and the metrics there beside the 10,000-step run's."""
+
+    def fmt(value, digits=3):
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    lines = ["# The stopping rule replayed on the convergence curves", "",
+             f"Rule: stop at the first evaluation (every 250 steps) from step {min_steps:,} where the mean link "
+             f"consistency of the last {window} evaluations exceeds the mean of the {window} before by less than "
+             f"{tol} ({cells} cells per dataset). Each run's signal: signals.jsonl; its metrics: curves.jsonl. "
+             f"Bar: the stopped runs' mean label transfer at most {MARGIN} below the 10,000-step runs' mean, no "
+             "collapse. `python scripts/stopping_replay.py replay` prints this.", "",
+             "| set | run | stop step | label transfer (stop / 10k) | FOSCTTM (stop / 10k) | mixing (stop / 10k) |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for family, s in summary.items():
+        for r in s["runs"]:
+            name = r["dataset"].removeprefix("pbmc5k_small_panel_")
+            lines.append(f"| {family} | {name} seed {r['seed']} | {r['stop']:,} | {fmt(r['lt_stop'])} / "
+                         f"{fmt(r['lt_full'])} | {fmt(r['fos_stop'])} / {fmt(r['fos_full'])} | "
+                         f"{fmt(r['mix_stop'], 1)} / {fmt(r['mix_full'], 1)} |")  # fmt: skip
+        verdict = "within the bar" if s["ok"] else "MISSES the bar"
+        lines.append(f"| **{family}** | mean of {len(s['runs'])} | {s['mean_stop']:,.0f} | gap {s['gap']:+.4f} "
+                     f"({verdict}) | | |")  # fmt: skip
+    path.write_text("\n".join(lines) + "\n")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -120,7 +148,8 @@ def main(argv: list[str] | None = None) -> None:
         measure_signals(Path(args.store), args.data_dir, args.cells)
         return
     if not args.grid:
-        replay(args.window, args.tol, args.min_steps, args.cells)
+        summary = replay(args.window, args.tol, args.min_steps, args.cells)
+        write_markdown(summary, args.window, args.tol, args.min_steps, args.cells, SIGNALS.with_name("replay.md"))
         return
     rows = []
     for window, tol, min_steps in itertools.product((2, 3, 4, 6, 8), (0.0, 0.002, 0.005, 0.01), (1000, 2000, 3000)):
