@@ -1,5 +1,6 @@
 """Any device count: the defaults (batch 500, devices="auto") on 1, 3 and 8 emulated CPU devices, in the API and in
-the CLI's default job, each in a fresh process (XLA reads the device count once, at start-up).
+the CLI's default job. One device runs in this process; 3 and 8 each in a fresh process (XLA reads the device count
+once, at start-up) that runs the API and then the CLI's default job.
 
 With "auto" the batch rows are sharded over the most devices whose count divides the batch: 1 -> 1, 3 -> 2,
 8 -> 5 (logged). A list of device indices picks those devices. Networks are small and runs short: these tests
@@ -44,8 +45,10 @@ def test_emulated_cpu_devices_get_the_serialising_flag(monkeypatch):
     assert serialize_emulated_cpu_collectives() is False and os.environ["XLA_FLAGS"] == ""
 
 
-API = textwrap.dedent("""
-    import json, logging, jax
+# One fresh process per device count runs both: the API's defaults, then the CLI's default job (in the same
+# process, as `python -m scmodal_jax.train` would run it), so each count pays one interpreter and JAX start-up.
+JOBS = textwrap.dedent("""
+    import json, logging, sys, jax
     logging.basicConfig(level=logging.WARNING)
     import scmodal_jax as scm
     from scmodal_jax.data.synthetic import make_multimodal
@@ -58,28 +61,52 @@ API = textwrap.dedent("""
         chosen = scm.SCMODAL(steps=4, hidden=32, disc_hidden=32, progress=False, devices=[0, 2])
         chosen.fit(d.datasets, scm.first_columns(d.n_linked))
         out["listed"] = [dev.id for dev in chosen._mesh.devices.flat]
-    print(json.dumps(out))
+    print(json.dumps(out), flush=True)
+    if len(sys.argv) > 1:  # the CLI's default job, batch 500, devices auto
+        from scmodal_jax.cli.train import main
+        sys.argv = ["scmodal_jax.train", *sys.argv[1:]]
+        main()
 """)
 
 
-@pytest.mark.parametrize("n_devices, used", [(1, 1), (3, 2), (8, 5)])
-def test_the_api_defaults_run_on_any_device_count(n_devices, used):
-    out = subprocess.run([sys.executable, "-c", API], capture_output=True, text=True, env=_env(n_devices), timeout=600)
+def _run_jobs(n_devices: int, run_dir=None) -> tuple[dict, subprocess.CompletedProcess]:
+    cli = []
+    if run_dir is not None:
+        cli = ["train.steps=20", "train.progress=false", "eval.umap=false", "model.hidden=64", "model.disc_hidden=64",
+               f"hydra.run.dir={run_dir}"]  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", JOBS, *cli], capture_output=True, text=True, env=_env(n_devices),
+                         cwd=run_dir.parent if run_dir is not None else None, timeout=600)  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    api = next(json.loads(line) for line in out.stdout.splitlines() if line.startswith('{"visible"'))
+    return api, out
+
+
+def _check_api(result: dict, stderr: str, n_devices: int, used: int) -> None:
     assert result["visible"] == n_devices and result["auto"] == used
     if used < n_devices:
-        assert f"using {used} of {n_devices} devices" in out.stderr
+        assert f"using {used} of {n_devices} devices" in stderr
     if n_devices >= 3:
         assert result["listed"] == [0, 2]
 
 
+def test_the_api_defaults_run_on_one_device():
+    # one device is this test process's own (no XLA_FLAGS device count): run in place, not in a fresh process
+    import jax
+
+    import scmodal_jax as scm
+    from scmodal_jax.data.synthetic import make_multimodal
+
+    assert jax.device_count() == 1
+    d = make_multimodal(n_cells=(700, 600), n_features=(40, 12), n_linked=6, n_clusters=3, seed=0)
+    model = scm.SCMODAL(steps=12, steps_per_call=6, hidden=32, disc_hidden=32, progress=False)  # batch 500, auto
+    model.fit(d.datasets, scm.first_columns(d.n_linked))
+    assert model.fit_report_["devices"] == 1 and model.hp.batch_size == 500
+
+
 @pytest.mark.parametrize("n_devices, used", [(3, 2), (8, 5)])
-def test_the_cli_default_job_runs_on_any_device_count(tmp_path, n_devices, used):
+def test_the_api_defaults_and_the_cli_default_job_run_on_any_device_count(tmp_path, n_devices, used):
     run_dir = tmp_path / "run"
-    args = [sys.executable, "-m", "scmodal_jax.train", "train.steps=20", "train.progress=false", "eval.umap=false",
-            "model.hidden=64", "model.disc_hidden=64", f"hydra.run.dir={run_dir}"]  # fmt: skip
-    out = subprocess.run(args, capture_output=True, text=True, env=_env(n_devices), cwd=tmp_path, timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
+    result, out = _run_jobs(n_devices, run_dir)
+    _check_api(result, out.stderr, n_devices, used)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["device_count"] == n_devices and metrics["mesh_devices"] == used
