@@ -114,9 +114,11 @@ def write_tables(records: list[dict], out: Path) -> None:
     for r in records:
         families.setdefault(_family(r["dataset"]), []).append(r)
     lines = ["# Convergence curves of today's default", "",
-             "Each run: `SCMODAL(steps=10000, seed=s)` at the defaults of commit 66c1032 (penalty probe, link "
-             "smoothing, fixed 10,000 steps), evaluated every 250 steps (scripts/convergence.py). Values at 500, "
-             "1,000, 2,000, 5,000 and 10,000 steps: the mean over the set's runs, then each run.", ""]  # fmt: skip
+             "Each run: `SCMODAL(steps=10000, seed=s)` at the defaults (penalty probe, link smoothing), trained the "
+             "full 10,000 steps (the first four at commit 66c1032, before the stopping rule; the later ones with "
+             "`early_stop=False`, which leaves the training itself unchanged), evaluated every 250 steps "
+             "(scripts/convergence.py; each record holds its command). Values at 500, 1,000, 2,000, 5,000 and "
+             "10,000 steps: the mean over the set's runs, then each run.", ""]  # fmt: skip
     for family, runs in families.items():
         lines += [f"## {family}", "", "| metric | " + " | ".join(f"{m:,}" for m in MILESTONES) + " |",
                   "|---|" + "---|" * len(MILESTONES)]  # fmt: skip
