@@ -41,13 +41,17 @@ def geometric_loss(input_kernel: jax.Array, z: jax.Array, clamp: float = 0.975) 
     return -jnp.mean(jnp.minimum(cos, clamp))
 
 
+def cosine_unit_rows(a: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Rows of a scaled to unit length (a zero row stays zero), and which rows have nonzero norm: the operands of
+    `cosine_similarity`, for a caller that takes the product in pieces."""
+    norm = jnp.linalg.norm(a, axis=1)
+    return a / jnp.maximum(norm, _NORM_EPS)[:, None], norm > _NORM_EPS
+
+
 def cosine_similarity(a: jax.Array, b: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Cosine similarity of every row of a with every row of b, and which rows have nonzero norm."""
-    norm_a = jnp.linalg.norm(a, axis=1)
-    norm_b = jnp.linalg.norm(b, axis=1)
-    a_n = a / jnp.maximum(norm_a, _NORM_EPS)[:, None]
-    b_n = b / jnp.maximum(norm_b, _NORM_EPS)[:, None]
-    return jnp.matmul(a_n, b_n.T, precision=MATMUL_PRECISION), norm_a > _NORM_EPS, norm_b > _NORM_EPS
+    (a_n, valid_a), (b_n, valid_b) = cosine_unit_rows(a), cosine_unit_rows(b)
+    return jnp.matmul(a_n, b_n.T, precision=MATMUL_PRECISION), valid_a, valid_b
 
 
 def mnn_matrix(left: jax.Array, right: jax.Array, k: int) -> jax.Array:

@@ -24,7 +24,7 @@ import numpy as np
 
 from .._neighbors import center32, knn
 from .._rows import column_mean_var, iter_dense_blocks
-from ..core.losses import _NORM_EPS, MATMUL_PRECISION
+from ..core.losses import MATMUL_PRECISION, cosine_unit_rows
 
 __all__ = [
     "principal_components",
@@ -126,9 +126,7 @@ def _heldout_partners(left: jax.Array, right: jax.Array) -> tuple[jax.Array, jax
 
     def one(j: jax.Array) -> tuple[jax.Array, jax.Array]:
         seen = (jnp.arange(n_links) != j).astype(left.dtype)
-        # unit rows exactly as the anchor search's cosine (`core.losses.cosine_similarity`) makes them
-        unit_left = left * seen / jnp.maximum(jnp.linalg.norm(left * seen, axis=1), _NORM_EPS)[:, None]
-        unit_right = right * seen / jnp.maximum(jnp.linalg.norm(right * seen, axis=1), _NORM_EPS)[:, None]
+        unit_left, unit_right = cosine_unit_rows(left * seen)[0], cosine_unit_rows(right * seen)[0]  # as the anchors'
         blocks = jnp.pad(unit_left, ((0, n_blocks * block - n_left), (0, 0))).reshape(n_blocks, block, n_links)
 
         def scan_block(carry, xs):
