@@ -196,16 +196,18 @@ def test_heldout_link_agreement_matches_brute_force():
     assert heldout_link_agreement(left, hub_right, raw_left, np.tile(raw_right[:1], (60, 1))) == 0.0
 
 
-def test_heldout_partners_match_numpy_argmax_with_ties_and_empty_rows():
-    """Both directions of every held-out link against numpy's argmax of the cosine (first index among ties);
-    a row with nothing on the other links has cosine 0 with every row."""
+@pytest.mark.parametrize("block", [512, 16])  # one block; three, the last one part padding
+def test_heldout_partners_match_numpy_argmax_with_ties_and_empty_rows(block):
+    """Both directions of every held-out link against numpy's argmax of the cosine (first index among ties, also
+    between blocks of left rows); a row with nothing on the other links has cosine 0 with every row."""
     from scmodal_jax.runtime.link_smoothing import _heldout_partners
 
     rng = np.random.default_rng(3)
     left, right = rng.normal(size=(40, 4)).astype(np.float32), rng.normal(size=(30, 4)).astype(np.float32)
     right[7] = right[3]  # a tie: every left row prefers 3 over 7 (ties go to the lower index)
+    left[37] = left[2]  # a tie across blocks of 16: every right row prefers 2 over 37
     left[5] = [2.0, 0.0, 0.0, 0.0]  # nothing but link 0: with link 0 held out, cosine 0 everywhere
-    of_left, of_right = (np.asarray(p) for p in _heldout_partners(left, right))
+    of_left, of_right = (np.asarray(p) for p in _heldout_partners(left, right, block=block))
     assert of_left.shape == (4, 40) and of_right.shape == (4, 30)
     for j in range(4):
         seen = np.arange(4) != j
@@ -216,6 +218,7 @@ def test_heldout_partners_match_numpy_argmax_with_ties_and_empty_rows():
         np.testing.assert_array_equal(of_left[j], np.argmax(cos, axis=1))
         np.testing.assert_array_equal(of_right[j], np.argmax(cos, axis=0))
     assert 3 in of_left and 7 not in of_left  # rows tied with 3 go to 3
+    assert 2 in of_right and 37 not in of_right  # and rows tied with 2 to 2, whichever block held the other
     assert of_left[0, 5] == 0  # the empty row: all cosines 0, the first index
 
 

@@ -14,6 +14,7 @@ Only the anchor search sees the smoothed links; the quality score keeps the raw 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -109,18 +110,17 @@ def _first_max(x: jax.Array, axis: int) -> jax.Array:
 _PARTNER_BLOCK = 512
 
 
-@jax.jit
-def _heldout_partners(left: jax.Array, right: jax.Array) -> tuple[jax.Array, jax.Array]:
+@functools.partial(jax.jit, static_argnames="block")
+def _heldout_partners(left: jax.Array, right: jax.Array, block: int = _PARTNER_BLOCK) -> tuple[jax.Array, jax.Array]:
     """For each link j: every left row's most cosine-similar right row, and every right row's most similar left
     row, on all links but j. Returns two index arrays, (L, n_left) and (L, n_right); ties go to the lower index.
 
-    Links are taken one at a time (`lax.map`); for each, the left rows are scanned in blocks of
-    `_PARTNER_BLOCK`, each block's similarities serving its rows' argmax and a running (max, first index) per
-    right row, so at most one block's similarities are alive. A row with no signal on the other links has cosine 0
-    with every row."""
+    Links are taken one at a time (`lax.map`); for each, the left rows are scanned in blocks of `block` rows,
+    each block's similarities serving its rows' argmax and a running (max, first index) per right row, so at most
+    one block's similarities are alive. A row with no signal on the other links has cosine 0 with every row."""
     n_left, n_links = left.shape
     n_right = right.shape[0]
-    block = min(_PARTNER_BLOCK, n_left)
+    block = min(block, n_left)
     n_blocks = -(-n_left // block)
     starts = jnp.arange(n_blocks) * block
 
