@@ -11,6 +11,7 @@ import jax
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from conftest import FAST_COMPILE_FLAG
 
 import scmodal_jax as scm
 from scmodal_jax._rows import as_row_source, take_rows
@@ -109,7 +110,8 @@ TWO_DEVICES = textwrap.dedent(
 
 
 def test_two_emulated_devices_match_one_device():
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    flags = f"--xla_force_host_platform_device_count=2 {FAST_COMPILE_FLAG}"
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": flags}
     result = subprocess.run([sys.executable, "-c", TWO_DEVICES], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "two-device ok" in result.stdout
