@@ -75,12 +75,15 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "full": {},
     # today's default with the lazy penalty (on every 5th discriminator update at 5x the weight; experiments/speed/)
     "lazy5": {"disc_gp_every": 5},
+    # today's default without the GAN: does distribution matching cost the cells across donors? (issue 24)
+    "full_no_gan": {"lambda_gan": 0.0, "d_steps": 0, "disc_gp": 0.0, "disc_gp_auto": False},
     **{name: {"preset": "paper", **settings} for name, settings in _PAPER_VARIANTS.items()},
 }
 STEP_FRACTIONS = ("gan_warmup", "refine_start", "link_smoothing_until", "disc_gp_until")
 VARIANT_LABELS = {
     "full": "scMODAL (default)",
     "lazy5": "default with the lazy penalty (every 5th discriminator update, 5x the weight)",
+    "full_no_gan": "default without the GAN (lambda_gan=0, d_steps=0)",
     "paper": "scMODAL, the paper's training (preset=paper)",
     "no_gan": "w/o GAN (lambda_gan=0, d_steps=0)",
     "no_anchor": "w/o anchor (lambda_anchor=0)",

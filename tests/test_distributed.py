@@ -97,8 +97,10 @@ def _check_two_process_run(run_dir: Path, output: str, single: Path, tmp_path: P
     reference = _history(single / "loss_history.csv")
     history = _history(run_dir / "loss_history.csv")
     assert list(history["step"]) == list(range(1, 21))
+    # losses of order 1, summed in another order over two processes: float32 rounding differs by a few 1e-6
+    # (5.7e-6 measured on a total loss that crossed zero); a run that trained differently moves them by far more
     for name in METRIC_NAMES:
-        np.testing.assert_allclose(history[name], reference[name][:20], rtol=1e-4, atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(history[name], reference[name][:20], rtol=1e-4, atol=2e-5, err_msg=name)
     # the stopping signal, measured on the two processes' replicated parameters, is the single process's
     signal, reference_signal = history.dropna(subset=["stop_signal"]), reference.dropna(subset=["stop_signal"])
     assert list(signal["step"]) == [10, 20]
