@@ -45,6 +45,10 @@ def measure_signals(store: Path, data_dir: str, cells: int) -> None:
         key = (run["dataset"], run["seed"], cells)
         if key in done:
             continue
+        folder = store / f"{run['dataset']}_s{run['seed']}_{run['steps']}"
+        if not folder.is_dir():  # its latents were lost: `replay` falls back on the curves' own series
+            print(f"[signals] {folder.name}: no stored latents, skipped", flush=True)
+            continue
         if run["dataset"] not in integrations:
             integrations[run["dataset"]] = build_integration(run["dataset"], data_dir)
         prepared = integrations[run["dataset"]].prepared
@@ -52,7 +56,7 @@ def measure_signals(store: Path, data_dir: str, cells: int) -> None:
         rows = subsample_rows([x.shape[0] for x in prepared.datasets], cells, STOP_SUBSAMPLE_SEED)
         steps, values = [], []
         for e in run["evals"]:
-            f = store / f"{run['dataset']}_s{run['seed']}_{run['steps']}" / f"latent_{e['step']:06d}.npz"
+            f = folder / f"latent_{e['step']:06d}.npz"
             with np.load(f) as z:
                 latents = [z[f"arr_{i}"][r] for i, r in enumerate(rows)]
             pair_scores = [
