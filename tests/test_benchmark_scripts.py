@@ -184,3 +184,42 @@ def test_paired_subsample_keeps_the_same_cells_on_both_sides():
     assert list(again.obs_names) == list(sub_rna.obs_names)  # seeded
     with pytest.raises(ValueError, match="cannot draw 26 paired cells from 25"):
         ba.paired_subsample(rna, protein, 26)
+
+
+def test_cross_donor_analogue_splits_the_cells_shifts_the_composition_and_redraws_the_adt():
+    import anndata as ad
+    import pandas as pd
+
+    rng = np.random.default_rng(1)
+    types = np.repeat(["B", "NK", "CD14 Mono", "naive CD4 T", "CD8 T"], 200)
+    obs = pd.DataFrame({"cell_type": types}, index=[f"c{i}" for i in range(len(types))])
+    rna = ad.AnnData(rng.poisson(1.0, (len(types), 5)).astype(np.float32), obs=obs)
+    counts = rng.poisson(50.0, (len(types), 4)).astype(np.float32)
+    protein = ad.AnnData(counts, obs=obs.copy(), var=pd.DataFrame(index=["A", "B", "C", "D"]))
+    got_rna, got_protein = ba.cross_donor_analogue(rna, protein, seed=0)
+    assert not set(got_rna.obs_names) & set(got_protein.obs_names)  # no cell has its partner
+    for side, keep in (("rna", got_rna), ("protein", got_protein)):
+        counts_by_type = keep.obs["cell_type"].value_counts()
+        for label in np.unique(types):  # each half holds about 100 cells of a type before thinning
+            share = ba.CROSS_DONOR_KEEP[side].get(label, 1.0)
+            assert abs(counts_by_type.get(label, 0) - 100 * share) < 25, (side, label, counts_by_type.get(label))
+    assert np.all(got_protein.X == np.round(got_protein.X))  # counts, re-normalised by the recipe afterwards
+    original = protein[got_protein.obs_names].X.mean(axis=0)
+    ratio = got_protein.X.mean(axis=0) / original  # a per-antibody efficiency (log-normal, sd 0.5) + background
+    assert ratio.std() > 0.1 and np.all(ratio > 0)
+
+
+def test_cpu_profile_summary_adds_each_tests_own_and_childrens_seconds(tmp_path):
+    import json
+
+    import pytest_cpu_profile as cpu
+
+    rows = [{"id": "tests/a.py::x", "self": 1.0, "children": 2.0, "wall": 9.0},
+            {"id": "tests/a.py::y", "self": 0.5, "children": 0.0, "wall": 1.0}]  # fmt: skip
+    (tmp_path / "cpu_gw0.json").write_text(json.dumps({"rows": rows}))
+    (tmp_path / "cpu_gw1.json").write_text(json.dumps({"rows": [{"id": "tests/b.py::z", "self": 4.0,
+                                                                  "children": 0.0, "wall": 4.0}]}))  # fmt: skip
+    text = cpu.summary(tmp_path, top=2)
+    assert text.splitlines()[0] == "3 tests, 8 CPU s"
+    assert "     4.0  tests/b.py" in text and "     3.5  tests/a.py" in text
+    assert text.splitlines()[-2:] == ["     4.0  tests/b.py::z", "     3.0  tests/a.py::x"]
