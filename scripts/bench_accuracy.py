@@ -288,6 +288,7 @@ def latents_for(method: str, variant: str, integ: Any, seed: int, steps: int) ->
         extra: dict[str, Any] = {"hyperparameters": hyperparameters}
         # the smoothing weight each pair trained with (chosen per seed when link_smoothing_auto)
         extra["link_smoothing_weights"] = [float(w) for w in model.fit_report_.get("link_smoothing", [])]
+        extra["stopped_at"] = model.fit_report_.get("stopped_at")  # None: ran to `steps`
         if "chosen_seed" in model.fit_report_:  # n_seeds > 1: which member the label-free score kept, and why
             extra["chosen_seed"] = model.fit_report_["chosen_seed"]
             extra["members"] = [{k: _plain(v) for k, v in m.items()} for m in model.fit_report_["members"]]
@@ -311,6 +312,7 @@ def run_one(method: str, variant: str, dataset: str, integ: Any, seed: int, step
     fit_s = time.perf_counter() - t
     metrics = evaluate(latents, integ.prepared.labels, paired=integ.paired, seed=0)
     extra.update(quality_fields(latents, integ.prepared))
+    extra["label_transfer_by_type"] = label_transfer_by_type(latents, integ.prepared.labels)
     return {
         "dataset": dataset,
         "method": method,
@@ -326,6 +328,26 @@ def run_one(method: str, variant: str, dataset: str, integ: Any, seed: int, step
         **{k: (float(metrics[k]) if k in metrics else None) for k in METRICS},
         **extra,
     }
+
+
+def label_transfer_by_type(latents: Sequence[np.ndarray], labels: Sequence[Any]) -> dict[str, dict[str, Any]]:
+    """Per cell type of the second dataset: the 1-nearest-neighbour label transfer accuracy from the first (as
+    `label_transfer_accuracy` scores it), how many cells, and the label its misassigned cells most often get."""
+    from sklearn.neighbors import NearestNeighbors
+
+    if labels is None or labels[0] is None or labels[1] is None:
+        return {}
+    source, target = np.asarray(labels[0]).astype(str), np.asarray(labels[1]).astype(str)
+    nearest = NearestNeighbors(n_neighbors=1).fit(latents[0]).kneighbors(latents[1], return_distance=False)[:, 0]
+    predicted = source[nearest]
+    out = {}
+    for label in np.unique(target):
+        cells = target == label
+        wrong = predicted[cells & (predicted != target)]
+        names, counts = np.unique(wrong, return_counts=True)
+        out[str(label)] = {"n": int(cells.sum()), "accuracy": float(np.mean(predicted[cells] == label)),
+                           "most_often_instead": str(names[np.argmax(counts)]) if len(wrong) else None}  # fmt: skip
+    return out
 
 
 def plan(args: argparse.Namespace) -> list[tuple[str, str, str, int, int]]:

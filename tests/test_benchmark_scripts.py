@@ -145,6 +145,11 @@ def test_run_one_linked_on_tiny_synthetic():
     rec = ba.run_one("linked", "-", "synthetic", integ, seed=0, steps=0)
     assert rec["paired"] and rec["steps"] == 0 and rec["dims"] == 4
     assert all(rec[k] is not None for k in ba.METRICS)
+    # per type: the cell-weighted mean of the types' accuracies is the overall 1-NN label transfer
+    by_type = rec["label_transfer_by_type"]
+    assert sum(t["n"] for t in by_type.values()) == 60
+    weighted = sum(t["n"] * t["accuracy"] for t in by_type.values()) / 60
+    assert weighted == pytest.approx(rec["label_transfer_accuracy"])
 
 
 def test_run_one_ensemble_records_the_members_and_keeps_the_best_scored(tmp_path):
