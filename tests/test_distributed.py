@@ -98,7 +98,8 @@ def _check_two_process_run(run_dir: Path, output: str, single: Path, tmp_path: P
     history = _history(run_dir / "loss_history.csv")
     assert list(history["step"]) == list(range(1, 21))
     # losses of order 1, summed in another order over two processes: float32 rounding differs by a few 1e-6
-    # (5.7e-6 measured on a total loss that crossed zero); a run that trained differently moves them by far more
+    # (5.7e-6 measured on a total loss that crossed zero, at the suite's XLA optimisation level 1); a run that
+    # trained differently moves them by far more
     for name in METRIC_NAMES:
         np.testing.assert_allclose(history[name], reference[name][:20], rtol=1e-4, atol=2e-5, err_msg=name)
     # the stopping signal, measured on the two processes' replicated parameters, is the single process's
@@ -117,7 +118,7 @@ def _check_two_process_run(run_dir: Path, output: str, single: Path, tmp_path: P
     assert resumed["process_count"] == 1 and resumed["final_step"] == 30
     history = _history(resumed_dir / "loss_history.csv")
     assert list(history["step"]) == list(range(1, 31))
-    np.testing.assert_allclose(history["loss_total"], reference["loss_total"], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(history["loss_total"], reference["loss_total"], rtol=1e-4, atol=2e-5)  # as above
     latent = ad.read_h5ad(resumed_dir / "integrated.h5ad").obsm["X_scmodal"]
     np.testing.assert_allclose(latent, ad.read_h5ad(single / "integrated.h5ad").obsm["X_scmodal"], atol=1e-4)
 
