@@ -20,6 +20,13 @@ import numpy as np
 DEFAULT_BLOCK_SIZE = 2048
 
 
+def block_rows(n: int, block_size: int) -> int:
+    """Rows per query block / reference chunk for ``n`` rows: ``n`` rounded up to a power of two (at least 64),
+    at most ``block_size``. The kernels compile once per block shape; rounding lets data sets of similar size share
+    one program instead of compiling one per exact size (padding rows are masked, so results are unchanged)."""
+    return min(block_size, max(64, 1 << max(n - 1, 0).bit_length()))
+
+
 def center32(*arrays: np.ndarray) -> list[np.ndarray]:
     """Subtract the pooled mean (in float64) and cast to float32; distances are unchanged."""
     mean = np.concatenate(arrays, axis=0).mean(axis=0)
@@ -120,7 +127,7 @@ def knn(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Blockwise exact kNN; query/ref already centred float32.  Returns (sq_dists, indices)."""
     nq, nr = query.shape[0], ref.shape[0]
-    bq, cr = min(block_size, nq), min(block_size, nr)
+    bq, cr = block_rows(nq, block_size), block_rows(nr, block_size)
     r_chunks, rid_chunks = chunk_reference(ref, cr)
     self_value = jnp.float32(np.inf if self_mode == "exclude" else -1.0)
     if query_ids is None:

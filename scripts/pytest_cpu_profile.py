@@ -35,11 +35,11 @@ def _cpu() -> tuple[float, float]:
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     own, children = _cpu()
-    start = time.perf_counter()
+    began, start = time.time(), time.perf_counter()
     yield
     own_after, children_after = _cpu()
     _rows.append({"id": item.nodeid, "self": own_after - own, "children": children_after - children,
-                  "wall": time.perf_counter() - start})  # fmt: skip
+                  "wall": time.perf_counter() - start, "began": began})  # fmt: skip
 
 
 def pytest_sessionfinish(session):

@@ -6,10 +6,12 @@ D = Dense(q->h) -> ReLU -> Dense(h->h) -> ReLU -> Dense(h->1), logits clamped.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 from jax import lax
 
@@ -24,10 +26,32 @@ MATMUL_PRECISIONS = {
 }
 
 
+def bucketed_normal(stddev: float):
+    """`jax.nn.initializers.normal(stddev)`, value for value, with its sampler compiled once per power-of-two size.
+
+    The plain initialiser compiles its sampler for every new parameter shape: about 0.2 s each, a few seconds
+    before a new model's first step. Threefry's counter-based bits depend only on the key and the flat position
+    (with `jax_threefry_partitionable`, JAX's default), so a draw of the next power-of-two length, cut, reshaped
+    and scaled on the host (one float32 multiply, as the plain initialiser's), holds the same values. Without
+    that flag the plain initialiser is used.
+    """
+    plain = jax.nn.initializers.normal(stddev=stddev)
+
+    def init(key: jax.Array, shape: Sequence[int], dtype: jnp.dtype | None = None) -> jax.Array:
+        dtype = jnp.dtype(jnp.float32 if dtype is None else dtype)
+        if not jax.config.jax_threefry_partitionable or not jnp.issubdtype(dtype, jnp.floating):
+            return plain(key, shape, dtype)
+        n = math.prod(shape)
+        draw = np.asarray(jax.random.normal(key, (1 << max(n - 1, 0).bit_length(),), dtype))
+        return jnp.asarray(draw[:n].reshape(shape) * np.asarray(stddev, dtype))
+
+    return init
+
+
 def _initializers(init: str, init_std: float):
     """(kernel_init, bias_init) for an init choice. 'normal' is the original's N(0, std^2) on weights and biases."""
     if init == "normal":
-        normal = jax.nn.initializers.normal(stddev=init_std)
+        normal = bucketed_normal(init_std)
         return normal, normal
     if init == "lecun":
         return jax.nn.initializers.lecun_normal(), jax.nn.initializers.zeros

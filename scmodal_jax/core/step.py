@@ -97,8 +97,9 @@ def init_state(hp: Hyperparameters, n_features: Sequence[int]) -> tuple[Networks
     state = {
         "gen": gen_params,
         "disc": disc_params,
-        "gen_opt": generator_optimizer(hp).init(gen_params),
-        "disc_opt": discriminator_optimizer(hp).init(disc_params),
+        # jitted: one small program per model instead of an eager zeros program per parameter shape
+        "gen_opt": jax.jit(generator_optimizer(hp).init)(gen_params),
+        "disc_opt": jax.jit(discriminator_optimizer(hp).init)(disc_params),
         "step": jnp.zeros((), jnp.int32),
         "key": train_key,
     }

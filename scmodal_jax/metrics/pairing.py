@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._neighbors import DEFAULT_BLOCK_SIZE, center32, chunk_reference, map_blocks, pad_rows, sq_dists
+from .._neighbors import DEFAULT_BLOCK_SIZE, block_rows, center32, chunk_reference, map_blocks, pad_rows, sq_dists
 from ._checks import ArrayLike, check_block_size, check_latent, check_same_dim
 
 __all__ = ["foscttm", "pair_distance"]
@@ -58,7 +58,7 @@ def _check_paired(a: ArrayLike, b: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
 
 def _foscttm_one_direction(q: np.ndarray, r: np.ndarray, block_size: int) -> np.ndarray:
     n = q.shape[0]
-    bq = min(block_size, n)
+    bq = block_rows(n, block_size)
     r_chunks, rid_chunks = chunk_reference(r, bq)
     ids = np.arange(n, dtype=np.int32)
 
@@ -100,7 +100,7 @@ def foscttm(a: ArrayLike, b: ArrayLike, *, block_size: int = DEFAULT_BLOCK_SIZE)
 
 def _pair_distance_one_direction(q: np.ndarray, r: np.ndarray, block_size: int) -> np.ndarray:
     n = q.shape[0]
-    bq = min(block_size, n)
+    bq = block_rows(n, block_size)
     r_chunks, rid_chunks = chunk_reference(r, bq)
 
     def block(start: int, stop: int) -> tuple[jax.Array, jax.Array]:

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._neighbors import DEFAULT_BLOCK_SIZE, center32, chunk_reference, map_blocks, pad_rows, sq_dists
+from .._neighbors import DEFAULT_BLOCK_SIZE, block_rows, center32, chunk_reference, map_blocks, pad_rows, sq_dists
 from ._checks import ArrayLike, check_block_size, check_int, check_labels, check_latent_list, encode_labels
 
 __all__ = ["asw"]
@@ -36,7 +36,7 @@ def _label_dist_sum_kernel(
 def _silhouette_samples(x32: np.ndarray, codes: np.ndarray, n_labels: int, block_size: int) -> np.ndarray:
     """Per-cell silhouette (sklearn convention: 0 for cells in singleton clusters)."""
     n = x32.shape[0]
-    bq = min(block_size, n)
+    bq = block_rows(n, block_size)
     r_chunks, rid_chunks = chunk_reference(x32, bq)
     onehot = np.zeros((r_chunks.shape[0] * bq, n_labels), dtype=np.float32)
     onehot[np.arange(n), codes] = 1.0
