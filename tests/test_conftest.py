@@ -46,3 +46,10 @@ def test_a_missing_dev_dependency_skips_locally_and_fails_in_ci(monkeypatch):
     monkeypatch.delenv("CI")
     assert outcome()[0] is pytest.skip.Exception
     assert conftest.require("json").dumps([1]) == "[1]"  # present: the module itself
+
+
+def test_auto_workers_are_one_more_than_the_usable_cores(monkeypatch):
+    monkeypatch.setattr(conftest.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert conftest.pytest_xdist_auto_num_workers(None) == 3
+    monkeypatch.setattr(conftest.os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    assert conftest.pytest_xdist_auto_num_workers(None) == 17  # --maxprocesses 4 in pyproject.toml caps it

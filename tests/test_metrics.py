@@ -103,6 +103,27 @@ def test_knn_label_transfer_matches_brute_force(k):
     np.testing.assert_allclose(conf, bf_conf)
 
 
+def test_blocks_rounded_to_powers_of_two_give_the_brute_force_answers():
+    # at the default block size, data smaller than a block run in one block padded to a power of two (masked rows)
+    from scmodal_jax._neighbors import DEFAULT_BLOCK_SIZE, block_rows
+
+    assert [block_rows(n, 2048) for n in (1, 40, 64, 65, 300, 2048, 5000)] == [64, 64, 64, 128, 512, 2048, 2048]
+    assert block_rows(300, 16) == 16
+    rng = _rng(11)
+    src, tgt = rng.normal(size=(53, 5)), rng.normal(size=(70, 5))  # padded to 64 and 128 rows
+    src_lab = rng.choice(np.array(["B", "T", "NK"]), size=53)
+    pred, conf = M.knn_label_transfer(src, src_lab, tgt, k=7, block_size=DEFAULT_BLOCK_SIZE)
+    bf_pred, bf_conf = bf_knn_vote(src, src_lab, tgt, 7)
+    np.testing.assert_array_equal(pred, bf_pred)
+    np.testing.assert_allclose(conf, bf_conf)
+    a = rng.normal(size=(57, 6))
+    b = a + 0.7 * rng.normal(size=(57, 6))
+    assert M.foscttm(a, b) == pytest.approx(bf_foscttm(a, b), abs=1e-6)
+    assert M.pair_distance(a, b) == pytest.approx(bf_pair_distance(a, b), rel=1e-4)
+    labels = rng.integers(0, 3, size=57)
+    assert M.asw([a], [labels]) == pytest.approx(silhouette_score(a, labels), abs=1e-5)
+
+
 def test_knn_label_transfer_tie_breaking():
     # target at 0; sources at 1, 2, 3, 4 with labels b, a, a, b: 2-2 tie, nearest voter is "b".
     src = np.array([[1.0], [2.0], [3.0], [4.0]])

@@ -137,6 +137,18 @@ def test_bmmc_cite_end_to_end_through_the_cli(tmp_path):
     assert metrics["foscttm"] < foscttm(left, right) - 0.05
 
 
+def test_umap_runs_on_the_exact_neighbours_of_every_cell():
+    from sklearn.neighbors import NearestNeighbors
+
+    from scmodal_jax.cli.plotting import umap_neighbours
+
+    latent = np.random.default_rng(0).normal(size=(150, 20)).astype(np.float32)
+    index, distances = umap_neighbours(latent, 15)
+    expected_d, expected_i = NearestNeighbors(n_neighbors=15).fit(latent).kneighbors(latent)  # self first
+    np.testing.assert_array_equal(index, expected_i)
+    np.testing.assert_allclose(distances, expected_d, atol=1e-4)
+
+
 def test_multirun_sweep_over_weights_and_modality_order(tmp_path):
     sweep_dir = tmp_path / "sweep"
     result = _cli(

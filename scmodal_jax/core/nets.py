@@ -43,7 +43,7 @@ def bucketed_normal(stddev: float):
             return plain(key, shape, dtype)
         n = math.prod(shape)
         draw = np.asarray(jax.random.normal(key, (1 << max(n - 1, 0).bit_length(),), dtype))
-        return jnp.asarray(draw[:n].reshape(shape) * np.asarray(stddev, dtype))
+        return jax.device_put(draw[:n].reshape(shape) * np.asarray(stddev, dtype))  # jnp.asarray compiles per shape
 
     return init
 
