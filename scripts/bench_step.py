@@ -90,8 +90,8 @@ def bench(p1: int, p2: int, s: int, steps_per_call: int, calls: int, hp_override
     data = (tuple(xs), ((xs[0][:, :s], xs[1][:, :s]),))
     nets, state = init_state(hp, [p1, p2])
     trainer = Trainer(nets)
-    runner = trainer._runner(steps_per_call)
-    compiled = runner.lower(state, data).compile()
+    _, runner = trainer._runner(steps_per_call)
+    compiled = runner.lower(state, data, jnp.int32(steps_per_call)).compile()
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
     # XLA counts the body of a loop once: this is one step with one discriminator update.

@@ -12,10 +12,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import jax
-from jax import lax
 
 from .hparams import Hyperparameters
-from .step import Data, Networks, TrainState, init_state, train_step
+from .step import Data, Networks, TrainState, init_state, loop_program, run_loop, train_step
 
 __all__ = ["init_ensemble", "member", "EnsembleTrainer"]
 
@@ -59,13 +58,6 @@ class EnsembleTrainer:
         return cls._shared[key]
 
     def run(self, state: TrainState, data: Data, n_steps: int) -> tuple[TrainState, dict[str, jax.Array]]:
-        n_steps = int(n_steps)
-        if n_steps not in self._compiled:
-            nets = self.nets
-            step_all = jax.vmap(lambda s, d: train_step(nets, s, d), in_axes=(0, None))
-
-            def run(state, data):
-                return lax.scan(lambda carry, _: step_all(carry, data), state, None, length=n_steps)
-
-            self._compiled[n_steps] = jax.jit(run, donate_argnums=(0,))
-        return self._compiled[n_steps](state, data)
+        nets = self.nets
+        step_all = jax.vmap(lambda s, d: train_step(nets, s, d), in_axes=(0, None))
+        return run_loop(loop_program(self._compiled, int(n_steps), step_all), state, data, int(n_steps))

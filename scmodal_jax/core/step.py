@@ -8,7 +8,7 @@ count, base RNG key) that the caller donates on each call. Data live on the devi
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -358,6 +358,40 @@ def train_step(
     return update_step(nets, state, gather_batch(data, idx), mesh)
 
 
+def loop_program(compiled: dict[Any, Any], n_steps: int, step: Callable) -> tuple[int, Any]:
+    """(capacity, program) running `step(state, data)` for a call of `n_steps` steps: the smallest program in
+    `compiled` that holds them, else a new one for the next power of two.
+
+    The step count is an argument of the program (a `fori_loop` with a dynamic trip count filling a metrics buffer
+    of `capacity` rows), so a fit's shorter last chunk, a probe's chunks and later calls of other lengths reuse one
+    compilation (about 3 s on a CPU each) instead of compiling one per length; the steps are the same."""
+    fitting = [c for c in compiled if isinstance(c, int) and c >= n_steps]
+    if fitting:
+        return min(fitting), compiled[min(fitting)]
+    capacity = 1 << max(n_steps - 1, 0).bit_length()
+
+    def run(state, data, n):
+        shapes = jax.eval_shape(lambda s: step(s, data)[1], state)
+        buffer = jax.tree.map(lambda a: jnp.zeros((capacity, *a.shape), a.dtype), shapes)
+
+        def body(i, carry):
+            state, buffer = carry
+            state, metrics = step(state, data)
+            return state, jax.tree.map(lambda b, m: b.at[i].set(m), buffer, metrics)
+
+        return lax.fori_loop(0, n, body, (state, buffer))
+
+    compiled[capacity] = jax.jit(run, donate_argnums=(0,))
+    return capacity, compiled[capacity]
+
+
+def run_loop(program: tuple[int, Any], state: TrainState, data: Data, n_steps: int) -> tuple[TrainState, Any]:
+    """Run a `loop_program` for `n_steps` steps; the metrics cut to their `n_steps` rows."""
+    capacity, run = program
+    state, buffer = run(state, data, jnp.asarray(n_steps, jnp.int32))
+    return state, buffer if capacity == n_steps else jax.tree.map(lambda b: b[:n_steps], buffer)
+
+
 class Trainer:
     """Jitted, donated multi-step runners that fuse several steps into one `lax.scan` per host call.
 
@@ -383,22 +417,13 @@ class Trainer:
             cls._shared[key] = cls(nets, mesh)
         return cls._shared[key]
 
-    def _runner(self, n_steps: int):
-        if n_steps not in self._compiled:
-            nets, mesh = self.nets, self.mesh
-
-            def run(state, data):
-                def body(carry, _):
-                    return train_step(nets, carry, data, mesh)
-
-                return lax.scan(body, state, None, length=n_steps)
-
-            self._compiled[n_steps] = jax.jit(run, donate_argnums=(0,))
-        return self._compiled[n_steps]
+    def _runner(self, n_steps: int) -> tuple[int, Any]:
+        nets, mesh = self.nets, self.mesh
+        return loop_program(self._compiled, n_steps, lambda state, data: train_step(nets, state, data, mesh))
 
     def run(self, state: TrainState, data: Data, n_steps: int) -> tuple[TrainState, dict[str, jax.Array]]:
         """Returns the new state and per-step metrics, each of shape (n_steps,), still on the device."""
-        return self._runner(int(n_steps))(state, data)
+        return run_loop(self._runner(int(n_steps)), state, data, int(n_steps))
 
     def run_batches(self, state: TrainState, batches: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
         """Steps over host-streamed batches stacked on a leading axis (one entry per step)."""
