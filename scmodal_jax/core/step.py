@@ -393,7 +393,7 @@ def run_loop(program: tuple[int, Any], state: TrainState, data: Data, n_steps: i
 
 
 class Trainer:
-    """Jitted, donated multi-step runners that fuse several steps into one `lax.scan` per host call.
+    """Jitted, donated multi-step runners that fuse several steps into one device loop per host call.
 
     `run(state, data, n)` draws each step's batch on the device from device-resident data; `run_batches(state,
     batches)` consumes batches stacked on a leading step axis (streamed from the host). Both give the same
