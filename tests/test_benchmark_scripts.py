@@ -228,3 +228,6 @@ def test_cpu_profile_summary_adds_each_tests_own_and_childrens_seconds(tmp_path)
     assert text.splitlines()[0] == "3 tests, 8 CPU s"
     assert "     4.0  tests/b.py" in text and "     3.5  tests/a.py" in text
     assert text.splitlines()[-2:] == ["     4.0  tests/b.py::z", "     3.0  tests/a.py::x"]
+    cpu.save_costs(tmp_path, tmp_path / "costs.json")
+    assert json.loads((tmp_path / "costs.json").read_text()) == {"tests/b.py": 4.0, "tests/a.py": 3.5}
+    assert list(json.loads((tmp_path / "costs.json").read_text())) == ["tests/b.py", "tests/a.py"]  # costliest first

@@ -1,5 +1,7 @@
 """The test suite's own rule for the shared real data: skip where they are absent, fail in CI (CI=true)."""
 
+import json
+
 import conftest
 import pytest
 
@@ -53,3 +55,13 @@ def test_auto_workers_are_one_more_than_the_usable_cores(monkeypatch):
     assert conftest.pytest_xdist_auto_num_workers(None) == 3
     monkeypatch.setattr(conftest.os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
     assert conftest.pytest_xdist_auto_num_workers(None) == 17  # --maxprocesses 4 in pyproject.toml caps it
+
+
+def test_files_start_costliest_first_and_keep_their_tests_order():
+    ids = ["tests/a.py::x", "tests/a.py::y", "tests/b.py::z", "tests/c.py::w", "tests/d.py::v", "tests/a.py::u"]
+    ordered = conftest.costliest_files_first(ids, {"tests/b.py": 9.0, "tests/a.py": 3.0})
+    assert ordered == ["tests/b.py::z", "tests/a.py::x", "tests/a.py::y", "tests/a.py::u", "tests/c.py::w",
+                       "tests/d.py::v"]  # fmt: skip
+    # the recorded costs name files that exist
+    costs = json.loads(conftest.FILE_COSTS.read_text())
+    assert costs and all((conftest.FILE_COSTS.parent.parent / name).exists() for name in costs)
