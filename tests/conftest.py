@@ -78,8 +78,9 @@ def costliest_files_first(nodeids: list[str], costs: dict[str, float]) -> list[s
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Start the costliest files first (`--no-loadscope-reorder` in pyproject.toml makes xdist hand out files in
     this order): the last files to start are then short and the workers finish together. xdist's own order, by
-    number of tests, started the quickstart and the tutorial last; the three workers then ended 41 s apart.
-    The costs come from `scripts/pytest_cpu_profile.py --save-costs tests/file_costs.json`."""
+    number of tests, started the quickstart and the tutorial last; the three workers then ended 41 s apart (on
+    the 2-core CI machine the total did not change measurably, the cores being busy throughout). The costs come
+    from `scripts/pytest_cpu_profile.py --save-costs tests/file_costs.json`."""
     costs = json.loads(FILE_COSTS.read_text()) if FILE_COSTS.exists() else {}
     rank = {nodeid: i for i, nodeid in enumerate(costliest_files_first([it.nodeid for it in items], costs))}
     items.sort(key=lambda it: rank[it.nodeid])
