@@ -26,6 +26,9 @@ MATMUL_PRECISIONS = {
 }
 
 
+_BUCKETED_MAX = 1 << 22
+
+
 def bucketed_normal(stddev: float):
     """`jax.nn.initializers.normal(stddev)`, value for value, with its sampler compiled once per power-of-two size.
 
@@ -33,15 +36,16 @@ def bucketed_normal(stddev: float):
     before a new model's first step. Threefry's counter-based bits depend only on the key and the flat position
     (with `jax_threefry_partitionable`, JAX's default), so a draw of the next power-of-two length, cut, reshaped
     and scaled on the host (one float32 multiply, as the plain initialiser's), holds the same values. Without
-    that flag the plain initialiser is used.
+    that flag, or above `_BUCKETED_MAX` values (where a draw of up to twice the size costs more memory than a
+    compilation costs time), the plain initialiser is used.
     """
     plain = jax.nn.initializers.normal(stddev=stddev)
 
     def init(key: jax.Array, shape: Sequence[int], dtype: jnp.dtype | None = None) -> jax.Array:
         dtype = jnp.dtype(jnp.float32 if dtype is None else dtype)
-        if not jax.config.jax_threefry_partitionable or not jnp.issubdtype(dtype, jnp.floating):
-            return plain(key, shape, dtype)
         n = math.prod(shape)
+        if n > _BUCKETED_MAX or not jax.config.jax_threefry_partitionable or not jnp.issubdtype(dtype, jnp.floating):
+            return plain(key, shape, dtype)
         draw = np.asarray(jax.random.normal(key, (1 << max(n - 1, 0).bit_length(),), dtype))
         return jax.device_put(draw[:n].reshape(shape) * np.asarray(stddev, dtype))  # jnp.asarray compiles per shape
 
