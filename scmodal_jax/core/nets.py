@@ -29,6 +29,12 @@ MATMUL_PRECISIONS = {
 _BUCKETED_MAX = 1 << 22
 
 
+def power_of_two_at_least(n: int) -> int:
+    """The smallest power of two >= n (1 for n <= 1): the size classes that let programs compiled for one size
+    serve every size in its class (the initialiser's draws, the training loop's step buffer)."""
+    return 1 << max(n - 1, 0).bit_length()
+
+
 def bucketed_normal(stddev: float):
     """`jax.nn.initializers.normal(stddev)`, value for value, with its sampler compiled once per power-of-two size.
 
@@ -46,7 +52,7 @@ def bucketed_normal(stddev: float):
         n = math.prod(shape)
         if n > _BUCKETED_MAX or not jax.config.jax_threefry_partitionable or not jnp.issubdtype(dtype, jnp.floating):
             return plain(key, shape, dtype)
-        draw = np.asarray(jax.random.normal(key, (1 << max(n - 1, 0).bit_length(),), dtype))
+        draw = np.asarray(jax.random.normal(key, (power_of_two_at_least(n),), dtype))
         return jax.device_put(draw[:n].reshape(shape) * np.asarray(stddev, dtype))  # jnp.asarray compiles per shape
 
     return init
