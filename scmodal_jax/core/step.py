@@ -22,7 +22,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from . import losses
 from .hparams import Hyperparameters
-from .nets import Discriminators, Generators
+from .nets import Discriminators, Generators, power_of_two_at_least
 
 TrainState = dict[str, Any]
 # data = (datasets, links): datasets a tuple of (n_i, p_i) arrays, links a tuple of (L_i, R_i) pairs.
@@ -97,9 +97,8 @@ def init_state(hp: Hyperparameters, n_features: Sequence[int]) -> tuple[Networks
     state = {
         "gen": gen_params,
         "disc": disc_params,
-        # jitted: one small program per model instead of an eager zeros program per parameter shape
-        "gen_opt": jax.jit(generator_optimizer(hp).init)(gen_params),
-        "disc_opt": jax.jit(discriminator_optimizer(hp).init)(disc_params),
+        "gen_opt": generator_optimizer(hp).init(gen_params),
+        "disc_opt": discriminator_optimizer(hp).init(disc_params),
         "step": jnp.zeros((), jnp.int32),
         "key": train_key,
     }
@@ -368,7 +367,7 @@ def loop_program(compiled: dict[Any, Any], n_steps: int, step: Callable) -> tupl
     fitting = [c for c in compiled if isinstance(c, int) and c >= n_steps]
     if fitting:
         return min(fitting), compiled[min(fitting)]
-    capacity = 1 << max(n_steps - 1, 0).bit_length()
+    capacity = power_of_two_at_least(n_steps)
 
     def run(state, data, n):
         shapes = jax.eval_shape(lambda s: step(s, data)[1], state)
