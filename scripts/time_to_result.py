@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,6 +24,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 ROOT = Path(__file__).resolve().parent.parent
 DATASETS = ("pbmc5k_cite", "pbmc5k_small_panel_p2", "pbmc_cytof")
+
+
+def _commit() -> str | None:
+    """The code's commit (records of different code versions sit side by side in one file)."""
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return done.stdout.strip() or None
 
 
 def run(datasets, seed: int, scmodal_kwargs: dict, data_dir: str, out: Path, command: str) -> None:
@@ -49,7 +56,8 @@ def run(datasets, seed: int, scmodal_kwargs: dict, data_dir: str, out: Path, com
             seconds = time.perf_counter() - t
             metrics = evaluate(latents, prepared.labels, paired=integ.paired, seed=0)
             rec = {"dataset": dataset, "method": method, "seed": seed, "seconds": round(seconds, 1),
-                   **{k: float(v) for k, v in metrics.items()}, **extra, "command": command}  # fmt: skip
+                   **{k: float(v) for k, v in metrics.items()}, **extra, "command": command,
+                   "commit": _commit()}  # fmt: skip
             with out.open("a") as fh:
                 fh.write(json.dumps(rec) + "\n")
             print(f"[time_to_result] {dataset} {method}: {seconds:.0f} s, label transfer "
