@@ -30,7 +30,7 @@ def _by_hand(values, steps, window, tol, min_steps):
             continue
         recent = sum(values[j - window + 1 : j + 1]) / window
         before = sum(values[j - 2 * window + 1 : j - window + 1]) / window
-        if recent - before < tol and values[j] >= recent - 1e-12:
+        if recent - before < tol:
             return steps[j]
     return None
 
@@ -51,24 +51,6 @@ def test_the_rule_on_a_recorded_signal_equals_a_hand_computation():
     assert _replay([0.1, 0.2, 0.3, 0.4], [1, 2, 3, 4], window=2, tol=0.05, min_steps=0) is None  # still rising
 
 
-def test_the_rule_does_not_stop_on_a_recorded_dip():
-    """Panel p0 seed 0 (experiments/convergence/): its signal dipped at step 3,750 (0.801 -> 0.791 -> 0.800), where
-    mixing spiked to 46.3 (25-28 around it). The plateau test alone fires on the dip; the rule waits for 4,000."""
-    signals = CURVES.with_name("signals.jsonl")
-    if not signals.exists():
-        pytest.skip("no recorded signals")
-    record = next(json.loads(line) for line in signals.read_text().splitlines()
-                  if '"pbmc5k_small_panel_p0"' in line and json.loads(line)["cells"] == 1000)  # fmt: skip
-    steps, values = record["steps"], record["values"]
-    j = steps.index(3750)
-    recent, before = np.mean(values[j - 3 : j + 1]), np.mean(values[j - 7 : j - 3])
-    assert recent - before < 0.005 and values[j] < recent  # levelled off, at a dip
-    assert _replay(values, steps, window=4, tol=0.005, min_steps=2000) == 4000
-    curve = next(json.loads(line) for line in CURVES.read_text().splitlines() if '"pbmc5k_small_panel_p0"' in line)
-    mixing = {e["step"]: e["mixing_metric"] for e in curve["evals"]}
-    assert mixing[3750] > 40 > mixing[4000]
-
-
 def test_the_rule_needs_two_whole_windows_and_the_minimum_step():
     flat = [0.5] * 4
     assert not plateau_reached(flat[:3], [1, 2, 3], window=2, tol=0.1, min_steps=0)  # one window and a half
@@ -76,11 +58,6 @@ def test_the_rule_needs_two_whole_windows_and_the_minimum_step():
     assert not plateau_reached(flat, [1, 2, 3, 4], window=2, tol=0.1, min_steps=5)  # levelled off, but too early
     assert not plateau_reached([0.1, 0.1, 0.3, 0.3], [1, 2, 3, 4], window=2, tol=0.1, min_steps=0)  # rose 0.2
     assert plateau_reached([0.1, 0.1, 0.15, 0.15], [1, 2, 3, 4], window=2, tol=0.1, min_steps=0)  # rose 0.05
-    # levelled off, but the last evaluation is a dip below the recent mean: not there; the next, back up, stops
-    dip = [0.5, 0.5, 0.5, 0.4]
-    assert not plateau_reached(dip, [1, 2, 3, 4], window=2, tol=0.1, min_steps=0)
-    assert plateau_reached([*dip, 0.5], [1, 2, 3, 4, 5], window=2, tol=0.1, min_steps=0)
-    assert plateau_reached([0.3] * 8, list(range(8)), window=4, tol=0.0001, min_steps=0)  # a flat window's own mean
     with pytest.raises(ValueError, match="4 values for 3 steps"):
         plateau_reached(flat, [1, 2, 3], window=2, tol=0.1, min_steps=0)
 

@@ -77,8 +77,8 @@ class Hyperparameters:
     steps_per_call: int = 100
     # Train until converged (runtime/stopping.py): every stop_every steps the link consistency of a fixed subsample
     # of stop_cells cells per dataset is measured; training stops once the mean of its last stop_window values
-    # exceeds the mean of the stop_window before them by less than stop_tol (from stop_min_steps on) and the last
-    # value is not below that recent mean (no stop on a dip). `steps` is then the maximum. False = exactly `steps` steps (the paper).
+    # exceeds the mean of the stop_window before them by less than stop_tol (from stop_min_steps on). `steps` is
+    # then the maximum. False = exactly `steps` steps (the paper).
     early_stop: bool = True
     stop_every: int = 250
     stop_window: int = 4
