@@ -231,3 +231,16 @@ def test_cpu_profile_summary_adds_each_tests_own_and_childrens_seconds(tmp_path)
     cpu.save_costs(tmp_path, tmp_path / "costs.json")
     assert json.loads((tmp_path / "costs.json").read_text()) == {"tests/b.py": 4.0, "tests/a.py": 3.5}
     assert list(json.loads((tmp_path / "costs.json").read_text())) == ["tests/b.py", "tests/a.py"]  # costliest first
+
+
+def test_neighbourhood_signals_overlap_and_neighbours_against_brute_force():
+    import neighbourhood_signals as ns
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 5)), rng.normal(size=(30, 5))
+    dist = ((x[:, None] - x[None]) ** 2).sum(-1)
+    np.fill_diagonal(dist, np.inf)
+    np.testing.assert_array_equal(np.sort(ns._neighbours(x, 4), axis=1), np.sort(np.argsort(dist, 1)[:, :4], axis=1))
+    cross = ((x[:, None] - y[None]) ** 2).sum(-1)
+    np.testing.assert_array_equal(np.sort(ns._cross(x, y, 3), axis=1), np.sort(np.argsort(cross, 1)[:, :3], axis=1))
+    assert ns._overlap(np.array([[1, 2, 3], [4, 5, 6]]), np.array([[3, 2, 9], [7, 8, 9]])) == pytest.approx(1 / 3)
