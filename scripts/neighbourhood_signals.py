@@ -3,8 +3,8 @@ transfer falls (the BMMC cross-batch set) and rise where it rises?
 
     python scripts/neighbourhood_signals.py bmmc_cite_cross_batch:2 pbmc_cytof:2 [--store /work/convergence_store]
 
-For each run (dataset:seed) whose latents scripts/convergence.py kept in --store, on a fixed subsample of up to
-1,000 cells per dataset (generator seed 0) and k = 15:
+For each run (dataset:seed) whose latents scripts/convergence.py kept in --store, on the stopping signal's fixed
+subsample (`runtime.stopping.subsample_rows`: up to 1,000 cells per dataset) and k = 15:
 
 * `within`: each dataset's own structure kept: the mean overlap of a cell's k nearest neighbours in the latent
   and in the first 30 principal components of its input;
@@ -26,6 +26,8 @@ from scipy.stats import spearmanr
 from sklearn.decomposition import PCA
 from sklearn.neighbors import NearestNeighbors
 
+from scmodal_jax._neighbors import unit_rows
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 ROOT = Path(__file__).resolve().parent.parent
 CURVES = ROOT / "experiments" / "convergence" / "curves.jsonl"
@@ -44,12 +46,14 @@ def _overlap(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _unit_centred(x: np.ndarray) -> np.ndarray:
-    x = x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-12)
+    x = unit_rows(x)
     return x - x.mean(axis=0)
 
 
 def main(argv: list[str] | None = None) -> None:
     from bench_accuracy import build_integration
+
+    from scmodal_jax.runtime.stopping import STOP_SUBSAMPLE_SEED, subsample_rows
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", help="dataset:seed")
@@ -63,8 +67,7 @@ def main(argv: list[str] | None = None) -> None:
         record = curves[(dataset, int(seed))]
         prepared = build_integration(dataset, args.data_dir).prepared
         xs = [np.asarray(x.toarray() if hasattr(x, "toarray") else x, np.float64) for x in prepared.datasets]
-        rng = np.random.default_rng(0)
-        rows = [np.sort(rng.choice(len(x), min(1000, len(x)), replace=False)) for x in xs]
+        rows = subsample_rows([len(x) for x in xs], 1000, STOP_SUBSAMPLE_SEED)
         own = [_neighbours(PCA(min(30, x.shape[1] - 1), random_state=0).fit_transform(x[r]), args.k)
                for x, r in zip(xs, rows, strict=True)]  # fmt: skip
         left, right = prepared.link_matrices()[0]
